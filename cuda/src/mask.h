@@ -1,0 +1,22 @@
+// The masking rule of dfss.h (step 2), in one place. Every mask of dfss.h leaves a prefix of the keys: a row
+// sees keys [0, allowed_key_end) and every later key is -inf.
+#pragma once
+
+#include <cstdint>
+
+#include "host_device.h"
+
+namespace dfss {
+
+// Query row i of a batch entry with valid lengths valid_q (Nq_b) and valid_k (Nk_b):
+//   - rows i >= Nq_b are fully masked;
+//   - keys j >= Nk_b are masked;
+//   - causal: keys j > i + (Nk_b - Nq_b) are masked (bottom-right aligned).
+DFSS_HOST_DEVICE inline int64_t allowed_key_end(int64_t i, int64_t valid_q, int64_t valid_k, bool causal) {
+  if (i >= valid_q) return 0;
+  if (!causal) return valid_k;
+  const int64_t causal_end = i + (valid_k - valid_q) + 1;  // first masked key
+  return causal_end < 0 ? 0 : (causal_end < valid_k ? causal_end : valid_k);
+}
+
+}  // namespace dfss

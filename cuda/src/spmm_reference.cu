@@ -1,0 +1,37 @@
+// Staged step 3 (dfss_spmm): out = P v from compressed probabilities and metadata, one block per query row.
+#include "launch.h"
+#include "reference_kernels.h"
+#include "spmm_row.cuh"
+#include "status.h"
+
+namespace dfss {
+namespace {
+
+template <typename In>
+__global__ void __launch_bounds__(kReferenceThreads)
+    spmm_kernel(AttentionShape shape, const In *probs, const uint32_t *metadata, const In *v, In *out) {
+  __shared__ float partials[kReferenceThreads];
+  const CompressedLayout &layout = shape.layout;
+  for (int64_t row = blockIdx.x; row < shape.rows(); row += gridDim.x) {
+    const uint32_t *metadata_row = is_dense(layout) ? nullptr : metadata + row * layout.words_per_row;
+    spmm_row<In, In>(shape, probs + row * layout.values_per_row, metadata_row, v, out, row, partials);
+  }
+}
+
+}  // namespace
+
+dfss_status spmm_reference(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
+                           void *out) {
+  return dispatch_dtype(call.shape.dtype, [&](auto tag) {
+    using In = typename decltype(tag)::type;
+    const auto kernel = spmm_kernel<In>;
+    int grid = 0;
+    DFSS_RETURN_IF_ERROR(row_loop_grid(reinterpret_cast<const void *>(kernel), call.shape.rows(), &grid));
+    clear_stale_cuda_error();
+    kernel<<<grid, kReferenceThreads, 0, call.stream>>>(call.shape, static_cast<const In *>(probs), metadata,
+                                                         static_cast<const In *>(v), static_cast<In *>(out));
+    return check_launch("spmm_kernel");
+  });
+}
+
+}  // namespace dfss

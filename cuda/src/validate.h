@@ -1,0 +1,61 @@
+// The one place that checks a dfss_attention_desc and the pointers of an attention entry point. Every failure
+// is DFSS_ERROR_INVALID_ARGUMENT (or DFSS_ERROR_UNSUPPORTED / DFSS_ERROR_NO_DEVICE) with a message naming the
+// field or argument and the expected value.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <initializer_list>
+#include <vector>
+
+#include "attention_shape.h"
+#include "dfss.h"
+
+namespace dfss {
+
+// What an entry point reads from the descriptor besides the sizes: whose strides, and the per-batch lengths.
+struct EntryPointUses {
+  bool q, k, v, out;
+  bool seqlens;
+};
+
+inline constexpr EntryPointUses kAttentionForwardUses{true, true, true, true, true};
+inline constexpr EntryPointUses kCompressedRowSizeUses{false, false, false, false, false};
+inline constexpr EntryPointUses kSddmmPruneUses{true, true, false, false, true};
+inline constexpr EntryPointUses kCompressedSoftmaxUses{false, false, false, false, false};
+inline constexpr EntryPointUses kSpmmUses{false, false, true, true, false};
+
+// When a pointer argument may be NULL.
+enum class Presence { required, optional, required_unless_dense };
+
+// A device pointer argument: its name in messages, its value, when it may be NULL, and its alignment in bytes
+// (0: one element of desc->dtype).
+struct DevicePointerArgument {
+  const char *name;
+  const void *pointer;
+  Presence presence;
+  size_t alignment;
+};
+
+// A validated call: the shape, copies of the per-batch lengths (empty: all rows / keys valid) and the stream.
+struct AttentionCall {
+  AttentionShape shape;
+  std::vector<int32_t> seqlens_q, seqlens_k;
+  cudaStream_t stream;
+};
+
+// Checks the descriptor fields an entry point uses, on the host only (no device needed).
+dfss_status validate_attention_desc(const dfss_attention_desc *desc, EntryPointUses uses, AttentionShape *shape);
+
+// Checks everything an attention entry point is given, in this order, so that a bad call fails the same way on
+// machines with and without a GPU wherever the check needs no device:
+//   1. the descriptor fields (validate_attention_desc);
+//   2. the pointers: present where required, aligned to their element;
+//   3. the per-batch lengths (host arrays; with a device, first checked to be host memory);
+//   4. a device exists (else DFSS_ERROR_NO_DEVICE);
+//   5. the pointers are device memory of the current device.
+dfss_status validate_attention_call(const dfss_attention_desc *desc, EntryPointUses uses,
+                                    std::initializer_list<DevicePointerArgument> pointers, AttentionCall *call);
+
+}  // namespace dfss

@@ -1,0 +1,51 @@
+// Device memory that one library call needs for its own use (per-batch lengths, per-row scratch), allocated
+// and released in the order of the call's stream, so nothing waits for it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "dfss.h"
+
+namespace dfss {
+
+class StreamWorkspace {
+ public:
+  static constexpr size_t kAlignment = 256;
+
+  // Bytes that carve<T>(count) takes from the workspace.
+  template <typename T>
+  static size_t bytes_for(size_t count) {
+    return (count * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
+  }
+
+  explicit StreamWorkspace(cudaStream_t stream) : stream_(stream) {}
+  ~StreamWorkspace();
+  StreamWorkspace(const StreamWorkspace &) = delete;
+  StreamWorkspace &operator=(const StreamWorkspace &) = delete;
+
+  // Reserves `bytes` (the sum of bytes_for of every carve); called once.
+  dfss_status allocate(size_t bytes);
+
+  // The next `count` elements of the workspace, kAlignment-aligned.
+  template <typename T>
+  T *carve(size_t count) {
+    T *part = reinterpret_cast<T *>(base_ + used_);
+    used_ += bytes_for<T>(count);
+    return part;
+  }
+
+  // A device copy of `values` (nullptr when empty), carved from the workspace.
+  dfss_status upload(const std::vector<int32_t> &values, const int32_t **device_copy);
+
+ private:
+  cudaStream_t stream_;
+  char *base_ = nullptr;
+  size_t used_ = 0;
+  bool stream_ordered_ = false;  // cudaMallocAsync (else cudaMalloc)
+};
+
+}  // namespace dfss

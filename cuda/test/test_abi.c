@@ -1,0 +1,684 @@
+/*
+ * test_abi.c: checks libdfss through its C ABI, as any other program that links it would.
+ *
+ * Everywhere: version and ABI numbers, status strings, the last error message, descriptor defaults, compressed
+ * row sizes, that invalid descriptors and arguments are refused with a message naming the field, and that
+ * device functions answer DFSS_ERROR_NO_DEVICE where dfss_device_count finds no device.
+ * Where a GPU exists: device queries, memory and streams, refusal of host pointers, and dense attention in
+ * float32 and float16 (grouped-query heads, causal, per-batch lengths, log-sum-exp) against a naive
+ * double-precision computation, with every output poisoned first.
+ *
+ * Prints one line per failed check, 'skipped: ...' lines for what cannot run here, and closes with
+ * 'N passed, N failed'. Exits non-zero when a check failed.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dfss.h"
+
+static int passed_count = 0;
+static int failed_count = 0;
+static int skipped_count = 0;
+
+static void check(int ok, const char *what, int line) {
+  if (ok) {
+    ++passed_count;
+  } else {
+    ++failed_count;
+    printf("FAIL (line %d): %s\n", line, what);
+  }
+}
+
+#define CHECK(condition) check((condition) != 0, #condition, __LINE__)
+
+/* `got` must be `want`, and the last error message must contain `message_part` (NULL: any message, "" after
+ * success). */
+static void check_status(dfss_status got, dfss_status want, const char *message_part, const char *call, int line) {
+  const char *message = dfss_last_error_message();
+  int ok = got == want && message != NULL;
+  if (ok && want == DFSS_SUCCESS) ok = message[0] == '\0';
+  if (ok && want != DFSS_SUCCESS) ok = message[0] != '\0' && (message_part == NULL || strstr(message, message_part));
+  if (ok) {
+    ++passed_count;
+    return;
+  }
+  ++failed_count;
+  printf("FAIL (line %d): %s\n  expected %s with a message containing \"%s\"\n  got %s, message \"%s\"\n", line, call,
+         dfss_status_string(want), message_part != NULL ? message_part : "", dfss_status_string(got),
+         message != NULL ? message : "(NULL)");
+}
+
+#define CHECK_STATUS(call, want, message_part) check_status((call), (want), (message_part), #call, __LINE__)
+
+static void skip(const char *what) {
+  ++skipped_count;
+  printf("skipped: %s\n", what);
+}
+
+/* ----- descriptors -------------------------------------------------------------------------------------- */
+
+static dfss_attention_desc make_desc(dfss_dtype dtype, dfss_pattern pattern) {
+  dfss_attention_desc desc;
+  dfss_status status = dfss_attention_desc_init(&desc, dtype, pattern, 2, 4, 2, 8, 128, 64, 32);
+  CHECK(status == DFSS_SUCCESS);
+  return desc;
+}
+
+static void test_version_and_status_strings(void) {
+  static const dfss_status statuses[] = {DFSS_SUCCESS,           DFSS_ERROR_INVALID_ARGUMENT, DFSS_ERROR_NO_DEVICE,
+                                         DFSS_ERROR_UNSUPPORTED, DFSS_ERROR_OUT_OF_MEMORY,   DFSS_ERROR_CUDA,
+                                         DFSS_ERROR_INTERNAL};
+  static const char *const names[] = {"DFSS_SUCCESS",           "DFSS_ERROR_INVALID_ARGUMENT", "DFSS_ERROR_NO_DEVICE",
+                                      "DFSS_ERROR_UNSUPPORTED", "DFSS_ERROR_OUT_OF_MEMORY",   "DFSS_ERROR_CUDA",
+                                      "DFSS_ERROR_INTERNAL"};
+  size_t i;
+  CHECK(dfss_version() == DFSS_VERSION_MAJOR * 10000 + DFSS_VERSION_MINOR * 100 + DFSS_VERSION_PATCH);
+  CHECK(dfss_abi_version() == DFSS_ABI_VERSION);
+  for (i = 0; i < sizeof statuses / sizeof statuses[0]; ++i) {
+    const char *text = dfss_status_string(statuses[i]);
+    CHECK(text != NULL && strncmp(text, names[i], strlen(names[i])) == 0 && text[strlen(names[i])] == ':');
+  }
+  CHECK(dfss_status_string((dfss_status)99) != NULL);
+  CHECK(strstr(dfss_status_string((dfss_status)99), "UNKNOWN") != NULL);
+  CHECK(dfss_status_string((dfss_status)-1) != NULL);
+}
+
+static void test_last_error_message(void) {
+  dfss_attention_desc desc;
+  CHECK(dfss_last_error_message() != NULL);
+  CHECK_STATUS(dfss_attention_desc_init(NULL, DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4, 1, 1, 1, 1, 1, 1, 1),
+               DFSS_ERROR_INVALID_ARGUMENT, "desc: expected");
+  /* the message stays until the next call; querying it twice is no call that clears it */
+  CHECK(strstr(dfss_last_error_message(), "desc") != NULL);
+  CHECK(strstr(dfss_last_error_message(), "desc") != NULL);
+  CHECK_STATUS(dfss_attention_desc_init(&desc, DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4, 1, 1, 1, 1, 1, 1, 1), DFSS_SUCCESS,
+               "");
+  CHECK(strcmp(dfss_last_error_message(), "") == 0);
+}
+
+static void test_desc_init_defaults(void) {
+  dfss_attention_desc desc;
+  memset(&desc, 0x5A, sizeof desc);
+  CHECK_STATUS(dfss_attention_desc_init(&desc, DFSS_DTYPE_BFLOAT16, DFSS_PATTERN_1_2, 2, 8, 2, 100, 300, 64, 48),
+               DFSS_SUCCESS, "");
+  CHECK(desc.struct_size == sizeof(dfss_attention_desc));
+  CHECK(desc.dtype == DFSS_DTYPE_BFLOAT16 && desc.pattern == DFSS_PATTERN_1_2 && desc.causal == 0);
+  CHECK(desc.batch == 2 && desc.heads_q == 8 && desc.heads_kv == 2 && desc.seq_q == 100 && desc.seq_k == 300);
+  CHECK(desc.head_dim == 64 && desc.head_dim_v == 48);
+  CHECK(desc.q_strides[0] == 8 * 100 * 64 && desc.q_strides[1] == 100 * 64 && desc.q_strides[2] == 64 &&
+        desc.q_strides[3] == 1);
+  CHECK(desc.k_strides[0] == 2 * 300 * 64 && desc.k_strides[1] == 300 * 64 && desc.k_strides[2] == 64 &&
+        desc.k_strides[3] == 1);
+  CHECK(desc.v_strides[0] == 2 * 300 * 48 && desc.v_strides[1] == 300 * 48 && desc.v_strides[2] == 48 &&
+        desc.v_strides[3] == 1);
+  CHECK(desc.out_strides[0] == 8 * 100 * 48 && desc.out_strides[1] == 100 * 48 && desc.out_strides[2] == 48 &&
+        desc.out_strides[3] == 1);
+  CHECK(desc.scale == (float)(1.0 / sqrt(64.0)));
+  CHECK(desc.reserved0 == 0 && desc.seqlens_q == NULL && desc.seqlens_k == NULL && desc.stream == NULL);
+}
+
+static void check_row_size(dfss_pattern pattern, int64_t seq_k, int64_t want_values, int64_t want_words, int line) {
+  dfss_attention_desc desc;
+  int64_t values = -1;
+  int64_t words = -1;
+  dfss_attention_desc_init(&desc, DFSS_DTYPE_FLOAT16, pattern, 1, 1, 1, 1, seq_k, 16, 16);
+  check_status(dfss_compressed_row_size(&desc, &values, &words), DFSS_SUCCESS, "", "dfss_compressed_row_size", line);
+  if (values != want_values || words != want_words) {
+    ++failed_count;
+    printf("FAIL (line %d): pattern %d, Nk %lld: expected C = %lld, W = %lld, got C = %lld, W = %lld\n", line,
+           (int)pattern, (long long)seq_k, (long long)want_values, (long long)want_words, (long long)values,
+           (long long)words);
+  } else {
+    ++passed_count;
+  }
+}
+
+static void test_compressed_row_size(void) {
+  dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+  int64_t values = 0;
+  int64_t words = 0;
+  /* C = ceil(Nk / M) * N, W = ceil(C * b / 32) */
+  check_row_size(DFSS_PATTERN_DENSE, 1000, 1000, 0, __LINE__);
+  check_row_size(DFSS_PATTERN_2_4, 1, 2, 1, __LINE__);
+  check_row_size(DFSS_PATTERN_2_4, 17, 10, 1, __LINE__);
+  check_row_size(DFSS_PATTERN_2_4, 1000, 500, 32, __LINE__);
+  check_row_size(DFSS_PATTERN_2_4, 4096, 2048, 128, __LINE__);
+  check_row_size(DFSS_PATTERN_1_2, 3, 2, 1, __LINE__);
+  check_row_size(DFSS_PATTERN_1_2, 1000, 500, 16, __LINE__);
+  check_row_size(DFSS_PATTERN_1_2, 65, 33, 2, __LINE__);
+  CHECK_STATUS(dfss_compressed_row_size(&desc, NULL, &words), DFSS_ERROR_INVALID_ARGUMENT, "values_per_row");
+  CHECK_STATUS(dfss_compressed_row_size(&desc, &values, NULL), DFSS_ERROR_INVALID_ARGUMENT, "metadata_words_per_row");
+}
+
+/* ----- invalid descriptors: refused on the host, before any device is looked for -------------------------- */
+
+/* Runs every entry point that takes a descriptor; each must refuse `desc` with `want` and `message_part`. */
+static void check_desc_refused(const dfss_attention_desc *desc, dfss_status want, const char *message_part, int line) {
+  /* distinct, aligned, non-NULL addresses; validation rejects the descriptor before they are touched */
+  void *q = (void *)(uintptr_t)0x10000;
+  void *k = (void *)(uintptr_t)0x20000;
+  void *v = (void *)(uintptr_t)0x30000;
+  void *out = (void *)(uintptr_t)0x40000;
+  uint32_t *metadata = (uint32_t *)(uintptr_t)0x50000;
+  int64_t values_per_row = 0;
+  int64_t words = 0;
+  check_status(dfss_attention_forward(desc, q, k, v, out, NULL), want, message_part, "dfss_attention_forward", line);
+  check_status(dfss_sddmm_prune(desc, q, k, out, metadata), want, message_part, "dfss_sddmm_prune", line);
+  check_status(dfss_compressed_softmax(desc, q, out, NULL), want, message_part, "dfss_compressed_softmax", line);
+  check_status(dfss_spmm(desc, q, metadata, v, out), want, message_part, "dfss_spmm", line);
+  check_status(dfss_compressed_row_size(desc, &values_per_row, &words), want, message_part,
+               "dfss_compressed_row_size", line);
+}
+
+/* Runs the entry points whose descriptor use includes a tensor's strides or the lengths. */
+static void check_forward_refused(const dfss_attention_desc *desc, const char *message_part, int line) {
+  void *p = (void *)(uintptr_t)0x10000;
+  check_status(dfss_attention_forward(desc, p, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, message_part,
+               "dfss_attention_forward", line);
+}
+
+static void test_invalid_descriptors(void) {
+  const dfss_attention_desc valid = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+  dfss_attention_desc desc;
+  int32_t seqlens[2] = {8, 128};
+
+  check_desc_refused(NULL, DFSS_ERROR_INVALID_ARGUMENT, "desc: expected a pointer", __LINE__);
+
+  desc = valid;
+  desc.struct_size = 0;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->struct_size: expected", __LINE__);
+  desc = valid;
+  desc.reserved0 = 1;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->reserved0: expected 0, got 1", __LINE__);
+  desc = valid;
+  desc.dtype = 7;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->dtype: expected", __LINE__);
+  desc = valid;
+  desc.pattern = 9;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->pattern: expected", __LINE__);
+  desc = valid;
+  desc.dtype = DFSS_DTYPE_FLOAT32;
+  check_desc_refused(&desc, DFSS_ERROR_UNSUPPORTED,
+                     "desc->pattern: DFSS_PATTERN_2_4 is not available for float32 inputs (use DFSS_PATTERN_1_2 or "
+                     "DFSS_PATTERN_DENSE)",
+                     __LINE__);
+  desc = valid;
+  desc.causal = 2;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->causal: expected 0 or 1, got 2", __LINE__);
+  desc = valid;
+  desc.batch = 0;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->batch: expected 1 <= value", __LINE__);
+  desc = valid;
+  desc.seq_k = -1;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->seq_k: expected 1 <= value", __LINE__);
+  desc = valid;
+  desc.head_dim = (int64_t)1 << 40;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->head_dim: expected 1 <= value", __LINE__);
+  desc = valid;
+  desc.head_dim_v = 0;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->head_dim_v: expected 1 <= value", __LINE__);
+  desc = valid;
+  desc.heads_q = 6;
+  desc.heads_kv = 4;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->heads_q: expected a multiple of desc->heads_kv (4), got 6",
+                     __LINE__);
+  desc = valid;
+  desc.scale = (float)NAN;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->scale: expected a finite number", __LINE__);
+  desc = valid;
+  desc.scale = (float)INFINITY;
+  check_desc_refused(&desc, DFSS_ERROR_INVALID_ARGUMENT, "desc->scale: expected a finite number", __LINE__);
+  {
+    /* sizes each in range whose compressed values [B, Hq, Nq, C] exceed int64 bytes (softmax and row size
+     * read no strides, so the size check is what refuses them) */
+    void *p = (void *)(uintptr_t)0x10000;
+    int64_t values = 0, words = 0;
+    desc = valid;
+    desc.batch = INT32_MAX;
+    desc.heads_q = INT32_MAX;
+    desc.heads_kv = 1;
+    desc.seq_q = INT32_MAX;
+    desc.seq_k = INT32_MAX;
+    CHECK_STATUS(dfss_compressed_row_size(&desc, &values, &words), DFSS_ERROR_INVALID_ARGUMENT,
+                 "desc: expected a problem whose compressed values");
+    CHECK_STATUS(dfss_compressed_softmax(&desc, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+                 "desc: expected a problem whose compressed values");
+  }
+
+  /* strides, checked by the entry points that read the tensor */
+  desc = valid;
+  desc.q_strides[3] = 2;
+  check_forward_refused(&desc, "desc->q_strides[3]: expected 1 (the column must be contiguous), got 2", __LINE__);
+  desc = valid;
+  desc.k_strides[1] = -64;
+  check_forward_refused(&desc, "desc->k_strides[1]: expected a value >= 0, got -64", __LINE__);
+  desc = valid;
+  desc.v_strides[0] = INT64_MAX / 2;
+  check_forward_refused(&desc, "desc->v_strides: expected strides whose largest byte offset", __LINE__);
+  desc = valid;
+  desc.out_strides[2] = 0; /* every row of out at the same address */
+  check_forward_refused(&desc, "desc->out_strides: expected strides that give every element", __LINE__);
+  desc = valid;
+  desc.out_strides[1] = 32; /* heads interleaved with rows: [B, N, H, D] would be 4 * 32 for rows, 32 for heads */
+  check_forward_refused(&desc, "desc->out_strides", __LINE__);
+  desc = valid; /* [B, N, H, D] output: rows step over all heads */
+  desc.out_strides[1] = 32;
+  desc.out_strides[2] = 4 * 32;
+  CHECK_STATUS(dfss_compressed_row_size(&desc, &(int64_t){0}, &(int64_t){0}), DFSS_SUCCESS, "");
+
+  /* per-batch lengths, host arrays read on the host */
+  desc = valid;
+  seqlens[1] = 200;
+  desc.seqlens_k = seqlens;
+  check_forward_refused(&desc, "desc->seqlens_k[1]: expected 0 <= value <= seq_k (128), got 200", __LINE__);
+  desc = valid;
+  seqlens[0] = -1;
+  desc.seqlens_q = seqlens;
+  check_forward_refused(&desc, "desc->seqlens_q[0]: expected 0 <= value <= seq_q (8), got -1", __LINE__);
+}
+
+static void test_invalid_pointers(void) {
+  const dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+  const dfss_attention_desc dense = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_DENSE);
+  void *p = (void *)(uintptr_t)0x10000;
+  void *odd = (void *)(uintptr_t)0x10001;
+  uint32_t *misaligned_words = (uint32_t *)(uintptr_t)0x10002;
+  int device_count = 0;
+  const dfss_status device_status = dfss_device_count(&device_count);
+  const dfss_status valid_call_status = device_status == DFSS_SUCCESS ? DFSS_ERROR_INVALID_ARGUMENT : device_status;
+
+  CHECK_STATUS(dfss_attention_forward(&desc, NULL, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "q: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_forward(&desc, p, NULL, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, "k: expected");
+  CHECK_STATUS(dfss_attention_forward(&desc, p, p, NULL, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, "v: expected");
+  CHECK_STATUS(dfss_attention_forward(&desc, p, p, p, NULL, NULL), DFSS_ERROR_INVALID_ARGUMENT, "out: expected");
+  CHECK_STATUS(dfss_attention_forward(&desc, odd, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "q: expected an address that is a multiple of 2 bytes");
+  CHECK_STATUS(dfss_attention_forward(&desc, p, p, p, p, (float *)odd), DFSS_ERROR_INVALID_ARGUMENT,
+               "lse: expected an address that is a multiple of 4 bytes");
+  CHECK_STATUS(dfss_sddmm_prune(&desc, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "metadata: expected a device pointer (it may be NULL only for DFSS_PATTERN_DENSE)");
+  CHECK_STATUS(dfss_sddmm_prune(&desc, p, p, p, misaligned_words), DFSS_ERROR_INVALID_ARGUMENT,
+               "metadata: expected an address that is a multiple of 4 bytes");
+  CHECK_STATUS(dfss_sddmm_prune(&desc, p, p, NULL, (uint32_t *)p), DFSS_ERROR_INVALID_ARGUMENT, "values: expected");
+  CHECK_STATUS(dfss_compressed_softmax(&desc, NULL, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, "values_in: expected");
+  CHECK_STATUS(dfss_compressed_softmax(&desc, p, NULL, NULL), DFSS_ERROR_INVALID_ARGUMENT, "values_out: expected");
+  CHECK_STATUS(dfss_spmm(&desc, NULL, (uint32_t *)p, p, p), DFSS_ERROR_INVALID_ARGUMENT, "probs: expected");
+  CHECK_STATUS(dfss_spmm(&desc, p, NULL, p, p), DFSS_ERROR_INVALID_ARGUMENT, "metadata: expected");
+
+  /* Past the host checks: NO_DEVICE without a GPU; with one, the made-up addresses are not device memory. */
+  CHECK_STATUS(dfss_spmm(&dense, p, NULL, p, p), valid_call_status, NULL);
+  CHECK_STATUS(dfss_sddmm_prune(&dense, p, p, p, NULL), valid_call_status, NULL);
+  {
+    /* the softmax reads no tensor strides, so strides it does not use are not checked */
+    dfss_attention_desc unused_strides = desc;
+    unused_strides.q_strides[3] = 5;
+    CHECK_STATUS(dfss_compressed_softmax(&unused_strides, p, p, NULL), valid_call_status, NULL);
+  }
+}
+
+/* ----- devices ---------------------------------------------------------------------------------------------- */
+
+static void test_no_device(void) {
+  const dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT32, DFSS_PATTERN_1_2);
+  const char *no_device = "no CUDA device";
+  dfss_device_info info;
+  int32_t device = -1;
+  void *pointer = NULL;
+  char host[16];
+  dfss_stream stream = NULL;
+  void *p = (void *)(uintptr_t)0x10000;
+
+  CHECK_STATUS(dfss_device_get_info(0, &info), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_device_set(0), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_device_get(&device), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK(device == -1);
+  CHECK_STATUS(dfss_device_synchronize(), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_malloc(&pointer, 256), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK(pointer == NULL);
+  CHECK_STATUS(dfss_free(p), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_free(NULL), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(p, host, sizeof host, DFSS_MEMCPY_HOST_TO_DEVICE, NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_memcpy(host, p, sizeof host, DFSS_MEMCPY_DEVICE_TO_HOST, NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_memcpy(host, p, 0, DFSS_MEMCPY_DEVICE_TO_HOST, NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_memset(p, 0, 16, NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_stream_create(&stream), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK(stream == NULL);
+  CHECK_STATUS(dfss_stream_destroy(p), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_stream_synchronize(NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_attention_forward(&desc, p, p, p, p, NULL), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_sddmm_prune(&desc, p, p, p, (uint32_t *)p), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_compressed_softmax(&desc, p, p, (float *)p), DFSS_ERROR_NO_DEVICE, no_device);
+  CHECK_STATUS(dfss_spmm(&desc, p, (uint32_t *)p, p, p), DFSS_ERROR_NO_DEVICE, no_device);
+}
+
+/* Argument errors are reported as such with or without a device. */
+static void test_memory_argument_errors(void) {
+  void *pointer = NULL;
+  char host[16];
+  CHECK_STATUS(dfss_device_count(NULL), DFSS_ERROR_INVALID_ARGUMENT, "count: expected");
+  CHECK_STATUS(dfss_device_get_info(0, NULL), DFSS_ERROR_INVALID_ARGUMENT, "info: expected");
+  CHECK_STATUS(dfss_device_get(NULL), DFSS_ERROR_INVALID_ARGUMENT, "device: expected");
+  CHECK_STATUS(dfss_malloc(NULL, 16), DFSS_ERROR_INVALID_ARGUMENT, "ptr: expected");
+  CHECK_STATUS(dfss_malloc(&pointer, 0), DFSS_ERROR_INVALID_ARGUMENT, "bytes: expected a size > 0, got 0");
+  CHECK_STATUS(dfss_memcpy(host, host, 16, (dfss_memcpy_kind)7, NULL), DFSS_ERROR_INVALID_ARGUMENT, "kind: expected");
+  CHECK_STATUS(dfss_memcpy(NULL, host, 16, DFSS_MEMCPY_HOST_TO_DEVICE, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "dst: expected a pointer to 16 bytes, got NULL");
+  CHECK_STATUS(dfss_memcpy(host, NULL, 16, DFSS_MEMCPY_DEVICE_TO_HOST, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "src: expected");
+  CHECK_STATUS(dfss_memset(host, 300, 16, NULL), DFSS_ERROR_INVALID_ARGUMENT, "value: expected a byte value");
+  CHECK_STATUS(dfss_memset(NULL, 0, 16, NULL), DFSS_ERROR_INVALID_ARGUMENT, "dst: expected");
+  CHECK_STATUS(dfss_stream_create(NULL), DFSS_ERROR_INVALID_ARGUMENT, "stream: expected");
+  CHECK_STATUS(dfss_stream_destroy(NULL), DFSS_ERROR_INVALID_ARGUMENT, "stream: expected");
+}
+
+/* ----- GPU: dense attention against a naive double-precision computation --------------------------------- */
+
+static uint32_t random_state = 12345u;
+
+static float random_uniform(void) { /* in [-1, 1) */
+  random_state = random_state * 1664525u + 1013904223u;
+  return (float)((random_state >> 8) & 0xFFFFFF) / 8388608.0f - 1.0f;
+}
+
+/* float32 -> float16 bits, round to nearest even (finite inputs of moderate size, as generated here) */
+static uint16_t float_to_half(float value) {
+  uint32_t x;
+  uint32_t sign, mantissa, half, remainder;
+  int exponent;
+  memcpy(&x, &value, sizeof x);
+  sign = (x >> 16) & 0x8000u;
+  exponent = (int)((x >> 23) & 0xFFu) - 127 + 15;
+  mantissa = x & 0x7FFFFFu;
+  if (exponent <= 0) { /* subnormal half or zero */
+    int shift;
+    if (exponent < -10) return (uint16_t)sign;
+    mantissa |= 0x800000u;
+    shift = 14 - exponent;
+    half = mantissa >> shift;
+    remainder = mantissa & ((1u << shift) - 1u);
+    if (remainder > (1u << (shift - 1)) || (remainder == (1u << (shift - 1)) && (half & 1u))) ++half;
+    return (uint16_t)(sign | half);
+  }
+  half = sign | ((uint32_t)exponent << 10) | (mantissa >> 13);
+  remainder = mantissa & 0x1FFFu;
+  if (remainder > 0x1000u || (remainder == 0x1000u && (half & 1u))) ++half;
+  return (uint16_t)half;
+}
+
+static double half_to_double(uint16_t bits) {
+  const int exponent = (bits >> 10) & 0x1F;
+  const int mantissa = bits & 0x3FF;
+  const double sign = (bits & 0x8000u) ? -1.0 : 1.0;
+  if (exponent == 0) return sign * ldexp((double)mantissa, -24);
+  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
+  return sign * ldexp((double)(mantissa + 1024), exponent - 25);
+}
+
+typedef struct {
+  dfss_dtype dtype;
+  int64_t batch, heads_q, heads_kv, seq_q, seq_k, head_dim, head_dim_v;
+  int causal;
+  const int32_t *seqlens_q; /* NULL: all rows */
+  const int32_t *seqlens_k;
+} dense_case;
+
+/* Naive dense attention of dfss.h's semantics in double precision from the inputs as stored (rounded). */
+static void naive_attention(const dense_case *c, const double *q, const double *k, const double *v, double *out,
+                            double *lse) {
+  const int64_t group = c->heads_q / c->heads_kv;
+  double *scores = malloc((size_t)c->seq_k * sizeof *scores);
+  int64_t b, h, i, j, d;
+  const double scale = (double)(float)(1.0 / sqrt((double)c->head_dim));
+  for (b = 0; b < c->batch; ++b) {
+    const int64_t valid_q = c->seqlens_q ? c->seqlens_q[b] : c->seq_q;
+    const int64_t valid_k = c->seqlens_k ? c->seqlens_k[b] : c->seq_k;
+    for (h = 0; h < c->heads_q; ++h) {
+      const int64_t hk = h / group;
+      for (i = 0; i < c->seq_q; ++i) {
+        const int64_t row = (b * c->heads_q + h) * c->seq_q + i;
+        double max = -INFINITY, sum = 0.0;
+        for (j = 0; j < c->seq_k; ++j) {
+          const int masked = i >= valid_q || j >= valid_k || (c->causal && j > i + (valid_k - valid_q));
+          double dot = 0.0;
+          for (d = 0; d < c->head_dim; ++d) {
+            dot += q[row * c->head_dim + d] * k[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim + d];
+          }
+          scores[j] = masked ? -INFINITY : scale * dot;
+          if (scores[j] > max) max = scores[j];
+        }
+        for (d = 0; d < c->head_dim_v; ++d) out[row * c->head_dim_v + d] = 0.0;
+        if (max == -INFINITY) {
+          lse[row] = -INFINITY;
+          continue;
+        }
+        for (j = 0; j < c->seq_k; ++j) sum += exp(scores[j] - max);
+        for (j = 0; j < c->seq_k; ++j) {
+          const double p = exp(scores[j] - max) / sum;
+          if (p == 0.0) continue;
+          for (d = 0; d < c->head_dim_v; ++d) {
+            out[row * c->head_dim_v + d] += p * v[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim_v + d];
+          }
+        }
+        lse[row] = max + log(sum);
+      }
+    }
+  }
+  free(scores);
+}
+
+/* Random values rounded to the dtype: the device copy (bits) and the stored values as doubles. */
+static void *make_input(dfss_dtype dtype, size_t count, double *stored) {
+  size_t i;
+  if (dtype == DFSS_DTYPE_FLOAT32) {
+    float *values = malloc(count * sizeof *values);
+    for (i = 0; i < count; ++i) {
+      values[i] = random_uniform();
+      stored[i] = values[i];
+    }
+    return values;
+  } else {
+    uint16_t *values = malloc(count * sizeof *values);
+    for (i = 0; i < count; ++i) {
+      values[i] = float_to_half(random_uniform());
+      stored[i] = half_to_double(values[i]);
+    }
+    return values;
+  }
+}
+
+static double output_value(dfss_dtype dtype, const void *host, size_t index) {
+  if (dtype == DFSS_DTYPE_FLOAT32) return ((const float *)host)[index];
+  return half_to_double(((const uint16_t *)host)[index]);
+}
+
+static void *device_copy_of(const void *host, size_t bytes) {
+  void *device = NULL;
+  if (dfss_malloc(&device, bytes) != DFSS_SUCCESS) return NULL;
+  if (dfss_memcpy(device, host, bytes, DFSS_MEMCPY_HOST_TO_DEVICE, NULL) != DFSS_SUCCESS) {
+    dfss_free(device);
+    return NULL;
+  }
+  return device;
+}
+
+static void run_dense_case(const dense_case *c, const char *name, dfss_stream stream) {
+  const size_t element = c->dtype == DFSS_DTYPE_FLOAT32 ? 4 : 2;
+  const size_t q_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim);
+  const size_t k_count = (size_t)(c->batch * c->heads_kv * c->seq_k * c->head_dim);
+  const size_t v_count = (size_t)(c->batch * c->heads_kv * c->seq_k * c->head_dim_v);
+  const size_t out_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim_v);
+  const size_t rows = (size_t)(c->batch * c->heads_q * c->seq_q);
+  const double tolerance = c->dtype == DFSS_DTYPE_FLOAT32 ? 2e-5 : 3e-3;
+  const double lse_tolerance = c->dtype == DFSS_DTYPE_FLOAT32 ? 2e-5 : 2e-4;
+  double *q = malloc(q_count * sizeof *q), *k = malloc(k_count * sizeof *k), *v = malloc(v_count * sizeof *v);
+  double *want = malloc(out_count * sizeof *want), *want_lse = malloc(rows * sizeof *want_lse);
+  void *q_host = make_input(c->dtype, q_count, q);
+  void *k_host = make_input(c->dtype, k_count, k);
+  void *v_host = make_input(c->dtype, v_count, v);
+  void *out_host = malloc(out_count * element);
+  float *lse_host = malloc(rows * sizeof *lse_host);
+  void *q_device = device_copy_of(q_host, q_count * element);
+  void *k_device = device_copy_of(k_host, k_count * element);
+  void *v_device = device_copy_of(v_host, v_count * element);
+  void *out_device = NULL;
+  void *lse_device = NULL;
+  dfss_attention_desc desc;
+  double worst = 0.0, worst_lse = 0.0;
+  int finite = 1, lse_exact_infinities = 1;
+  size_t i;
+
+  CHECK(q_device != NULL && k_device != NULL && v_device != NULL);
+  CHECK_STATUS(dfss_malloc(&out_device, out_count * element), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&lse_device, rows * sizeof(float)), DFSS_SUCCESS, "");
+  /* poison: all bits set is NaN in every dtype */
+  CHECK_STATUS(dfss_memset(out_device, 0xFF, out_count * element, stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memset(lse_device, 0xFF, rows * sizeof(float), stream), DFSS_SUCCESS, "");
+
+  dfss_attention_desc_init(&desc, c->dtype, DFSS_PATTERN_DENSE, c->batch, c->heads_q, c->heads_kv, c->seq_q,
+                           c->seq_k, c->head_dim, c->head_dim_v);
+  desc.causal = c->causal;
+  desc.seqlens_q = c->seqlens_q;
+  desc.seqlens_k = c->seqlens_k;
+  desc.stream = stream;
+  CHECK_STATUS(dfss_attention_forward(&desc, q_device, k_device, v_device, out_device, lse_device), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(out_host, out_device, out_count * element, DFSS_MEMCPY_DEVICE_TO_HOST, stream),
+               DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(lse_host, lse_device, rows * sizeof(float), DFSS_MEMCPY_DEVICE_TO_HOST, stream),
+               DFSS_SUCCESS, "");
+
+  naive_attention(c, q, k, v, want, want_lse);
+  for (i = 0; i < out_count; ++i) {
+    const double got = output_value(c->dtype, out_host, i);
+    if (!isfinite(got)) finite = 0;
+    if (fabs(got - want[i]) > worst) worst = fabs(got - want[i]);
+  }
+  for (i = 0; i < rows; ++i) {
+    if (isinf(want_lse[i])) {
+      if (!(isinf(lse_host[i]) && lse_host[i] < 0)) lse_exact_infinities = 0;
+    } else {
+      double difference = fabs(lse_host[i] - want_lse[i]);
+      if (isnan(difference)) difference = INFINITY;
+      if (difference > worst_lse) worst_lse = difference;
+    }
+  }
+  if (!finite || worst > tolerance || worst_lse > lse_tolerance || !lse_exact_infinities) {
+    ++failed_count;
+    printf("FAIL: dense attention %s: finite %d, max |out - naive| = %g (tolerance %g), max |lse - naive| = %g "
+           "(tolerance %g), -inf lse where expected %d\n",
+           name, finite, worst, tolerance, worst_lse, lse_tolerance, lse_exact_infinities);
+  } else {
+    ++passed_count;
+  }
+
+  dfss_free(q_device);
+  dfss_free(k_device);
+  dfss_free(v_device);
+  dfss_free(out_device);
+  dfss_free(lse_device);
+  free(q), free(k), free(v), free(want), free(want_lse);
+  free(q_host), free(k_host), free(v_host), free(out_host), free(lse_host);
+}
+
+static void test_device(int32_t count) {
+  dfss_device_info info;
+  int32_t current = -1;
+  void *device = NULL;
+  unsigned char bytes[300], back[300];
+  dfss_stream stream = NULL;
+  size_t i;
+
+  CHECK(count >= 1);
+  CHECK_STATUS(dfss_device_get_info(0, &info), DFSS_SUCCESS, "");
+  CHECK(info.name[0] != '\0' && memchr(info.name, '\0', sizeof info.name) != NULL);
+  CHECK(info.compute_major >= 7 && info.multiprocessor_count >= 1);
+  CHECK(info.sparse_tensor_cores == (info.compute_major >= 8));
+  CHECK(info.total_memory_bytes >= info.free_memory_bytes && info.free_memory_bytes > 0);
+  printf("device 0: %s, compute capability %d.%d\n", info.name, info.compute_major, info.compute_minor);
+  CHECK_STATUS(dfss_device_get_info(count, &info), DFSS_ERROR_NO_DEVICE, "device: expected 0 <= device <");
+  CHECK_STATUS(dfss_device_set(-1), DFSS_ERROR_NO_DEVICE, "device: expected");
+  CHECK_STATUS(dfss_device_set(0), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_device_get(&current), DFSS_SUCCESS, "");
+  CHECK(current == 0);
+
+  /* memory round trip, memset, zero-byte copies */
+  for (i = 0; i < sizeof bytes; ++i) bytes[i] = (unsigned char)(i * 7 + 1);
+  CHECK_STATUS(dfss_malloc(&device, sizeof bytes), DFSS_SUCCESS, "");
+  CHECK(device != NULL && ((uintptr_t)device % 256) == 0);
+  CHECK_STATUS(dfss_stream_create(&stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(device, bytes, sizeof bytes, DFSS_MEMCPY_HOST_TO_DEVICE, stream), DFSS_SUCCESS, "");
+  memset(back, 0, sizeof back);
+  CHECK_STATUS(dfss_memcpy(back, device, sizeof back, DFSS_MEMCPY_DEVICE_TO_HOST, stream), DFSS_SUCCESS, "");
+  CHECK(memcmp(bytes, back, sizeof bytes) == 0);
+  CHECK_STATUS(dfss_memset((char *)device + 100, 0xAB, 50, stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(back, device, sizeof back, DFSS_MEMCPY_DEVICE_TO_HOST, stream), DFSS_SUCCESS, "");
+  CHECK(back[99] == bytes[99] && back[100] == 0xAB && back[149] == 0xAB && back[150] == bytes[150]);
+  CHECK_STATUS(dfss_memcpy(NULL, NULL, 0, DFSS_MEMCPY_DEVICE_TO_DEVICE, stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(device, bytes, sizeof bytes, DFSS_MEMCPY_DEVICE_TO_HOST, stream),
+               DFSS_ERROR_INVALID_ARGUMENT, "dst: expected host memory, got device memory");
+  CHECK_STATUS(dfss_memcpy(bytes, back, sizeof bytes, DFSS_MEMCPY_HOST_TO_DEVICE, stream),
+               DFSS_ERROR_INVALID_ARGUMENT, "dst: expected device memory");
+  CHECK_STATUS(dfss_free(bytes), DFSS_ERROR_INVALID_ARGUMENT, "ptr: expected device memory");
+
+  {
+    /* host memory where device memory belongs, and device memory where the host lengths belong */
+    dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+    uint16_t host_q[64];
+    CHECK_STATUS(dfss_attention_forward(&desc, host_q, device, device, device, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+                 "q: expected device memory");
+    desc.seqlens_k = (const int32_t *)device;
+    CHECK_STATUS(dfss_attention_forward(&desc, device, device, device, device, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+                 "desc->seqlens_k: expected host memory");
+  }
+  CHECK_STATUS(dfss_free(device), DFSS_SUCCESS, "");
+
+  {
+    static const int32_t seqlens_q[2] = {5, 0}; /* batch entry 1: no valid query row */
+    static const int32_t seqlens_k[2] = {29, 37};
+    const dense_case fp32 = {DFSS_DTYPE_FLOAT32, 2, 4, 2, 7, 37, 24, 16, 0, NULL, NULL};
+    const dense_case fp16 = {DFSS_DTYPE_FLOAT16, 2, 4, 2, 7, 37, 24, 16, 0, NULL, NULL};
+    const dense_case fp32_causal = {DFSS_DTYPE_FLOAT32, 1, 2, 1, 17, 3, 8, 40, 1, NULL, NULL};
+    const dense_case fp16_causal_lengths = {DFSS_DTYPE_FLOAT16, 2, 2, 2, 6, 37, 33, 5, 1, seqlens_q, seqlens_k};
+    const dense_case fp32_long_rows = {DFSS_DTYPE_FLOAT32, 1, 1, 1, 3, 3000, 64, 300, 0, NULL, NULL};
+    run_dense_case(&fp32, "float32", stream);
+    run_dense_case(&fp16, "float16", stream);
+    run_dense_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D", stream);
+    run_dense_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", NULL);
+    run_dense_case(&fp32_long_rows, "float32, rows longer than a score tile, Dv > block", stream);
+  }
+  CHECK_STATUS(dfss_stream_synchronize(stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_stream_destroy(stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_device_synchronize(), DFSS_SUCCESS, "");
+}
+
+int main(void) {
+  int32_t count = -1;
+  dfss_status status;
+
+  test_version_and_status_strings();
+  test_last_error_message();
+  test_desc_init_defaults();
+  test_compressed_row_size();
+  test_invalid_descriptors();
+  test_invalid_pointers();
+  test_memory_argument_errors();
+
+  status = dfss_device_count(&count);
+  if (status == DFSS_SUCCESS) {
+    CHECK(count >= 1);
+    test_device(count);
+  } else {
+    check_status(status, DFSS_ERROR_NO_DEVICE, "no CUDA device", "dfss_device_count", __LINE__);
+    CHECK(count == 0);
+    printf("%s\n", dfss_last_error_message());
+    test_no_device();
+    skip("no CUDA device: device queries, memory and streams");
+    skip("no CUDA device: dense attention against the naive computation (float32, float16)");
+  }
+
+  printf("%d passed, %d failed, %d skipped\n", passed_count, failed_count, skipped_count);
+  return failed_count == 0 ? 0 : 1;
+}

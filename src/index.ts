@@ -1,0 +1,28 @@
+// dfss: Dynamic N:M fine-grained structured sparse attention. The public API.
+export { Tensor, type Device, type ElementType } from './tensor.js';
+export { type DType, DTYPES } from './dtype.js';
+export { type Pattern, parsePattern, formatPattern } from './pattern.js';
+export {
+  attention,
+  attentionWithLse,
+  sddmmPrune,
+  compressedSoftmax,
+  spmm,
+  CompressedRows,
+  resolveBackend,
+  cudaSupports,
+  type AttentionOptions,
+} from './attention.js';
+export { backendInfo, type BackendInfo } from './info.js';
+export type { BackendChoice, BackendName } from './backend.js';
+export { synchronize, type CudaDevice, type CudaStatus } from './cuda/runtime.js';
+export { compressedRowSize, encodeMetadata, decodeMetadata } from './layout.js';
+export {
+  DfssError,
+  InvalidArgumentError,
+  NoDeviceError,
+  UnsupportedError,
+  DisposedTensorError,
+  LibraryNotFoundError,
+  NativeError,
+} from './errors.js';

@@ -1,0 +1,126 @@
+// Turns the user's tensors and options into an AttentionProblem, or throws an error that names the argument
+// and what was expected. The one place where the public API checks its input.
+import type { BackendChoice } from './backend.js';
+import { type DType, isDType } from './dtype.js';
+import { InvalidArgumentError } from './errors.js';
+import { type Pattern, parsePattern } from './pattern.js';
+import type { AttentionProblem, Strides4 } from './problem.js';
+import { Tensor, contiguousStrides } from './tensor.js';
+
+export interface AttentionOptions {
+  /** 'dense' (default), '1:2', '2:4', any 'N:M' with M <= 8 on the CPU, or { n, m }. */
+  pattern?: string | Pattern | null;
+  /** Bottom-right aligned causal mask. Default false. */
+  causal?: boolean;
+  /** Score scale. Default 1 / sqrt(D). */
+  scale?: number;
+  /** Valid query rows of each batch entry (length B, 0 <= value <= Nq). Rows past it give zeros. */
+  seqlensQ?: ArrayLike<number>;
+  /** Valid keys of each batch entry (length B, 0 <= value <= Nk). */
+  seqlensK?: ArrayLike<number>;
+  /** 'auto' (default): CUDA where it can run this problem, else the CPU. */
+  backend?: BackendChoice;
+}
+
+const OPTION_NAMES = new Set(['pattern', 'causal', 'scale', 'seqlensQ', 'seqlensK', 'backend']);
+
+export function checkOptions(options: unknown, allowed: ReadonlySet<string> = OPTION_NAMES): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new InvalidArgumentError('options', 'an object', options);
+  for (const key of Object.keys(options))
+    if (!allowed.has(key)) throw new InvalidArgumentError(`options.${key}`, `one of the options ${[...allowed].join(', ')}`, 'an unknown option');
+  return options as Record<string, unknown>;
+}
+
+export function checkBackendChoice(choice: unknown): BackendChoice {
+  if (choice === undefined) return 'auto';
+  if (choice === 'auto' || choice === 'cpu' || choice === 'cuda') return choice;
+  throw new InvalidArgumentError('options.backend', "'auto', 'cpu' or 'cuda'", choice);
+}
+
+/** A live rank-4 float tensor. */
+export function checkOperand(x: unknown, argument: string, layout: string): Tensor {
+  const t = Tensor.check(x, argument);
+  if (t.shape.length !== 4) throw new InvalidArgumentError(`${argument}.shape`, `4 dimensions ${layout}`, t.shape);
+  if (!isDType(t.dtype)) throw new InvalidArgumentError(`${argument}.dtype`, "'float16', 'bfloat16' or 'float32'", t.dtype);
+  if (t.shape[3] > 1 && t.strides[3] !== 1)
+    throw new InvalidArgumentError(`${argument}.strides[3]`, '1 (the last dimension must be contiguous)', t.strides[3]);
+  return t;
+}
+
+function strides4(t: Tensor): Strides4 {
+  return [t.strides[0], t.strides[1], t.strides[2], 1];
+}
+
+function checkSeqlens(x: unknown, argument: string, batch: number, limit: number, limitName: string): Int32Array | null {
+  if (x === undefined || x === null) return null;
+  const arr = x as ArrayLike<unknown>;
+  if (typeof x !== 'object' || typeof arr.length !== 'number')
+    throw new InvalidArgumentError(argument, `an array of ${batch} lengths`, x);
+  if (arr.length !== batch) throw new InvalidArgumentError(argument, `${batch} lengths (one per batch entry)`, `${arr.length}`);
+  const out = new Int32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const n = arr[b];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > limit)
+      throw new InvalidArgumentError(`${argument}[${b}]`, `an integer in 0..${limit} (${limitName})`, n);
+    out[b] = n;
+  }
+  return out;
+}
+
+export function sameDevice(tensors: Record<string, Tensor>): void {
+  const entries = Object.entries(tensors);
+  const [firstName, first] = entries[0];
+  for (const [name, t] of entries.slice(1))
+    if (t.device !== first.device)
+      throw new InvalidArgumentError(`${name}.device`, `'${first.device}', the device of ${firstName}`, t.device);
+}
+
+export function sameDType(tensors: Record<string, Tensor>): DType {
+  const entries = Object.entries(tensors);
+  const [firstName, first] = entries[0];
+  for (const [name, t] of entries.slice(1))
+    if (t.dtype !== first.dtype)
+      throw new InvalidArgumentError(`${name}.dtype`, `'${first.dtype}', the dtype of ${firstName}`, t.dtype);
+  return first.dtype as DType;
+}
+
+/** The problem of attention(q, k, v) or of sddmmPrune(q, k) (v null: Dv = 1, v strides unused). */
+export function attentionProblem(q: Tensor, k: Tensor, v: Tensor | null, o: Record<string, unknown>): AttentionProblem {
+  const [batch, headsQ, seqQ, headDim] = q.shape;
+  const [kBatch, headsKv, seqK, kDim] = k.shape;
+  if (kBatch !== batch) throw new InvalidArgumentError('k.shape[0]', `${batch} (the batch of q)`, kBatch);
+  if (kDim !== headDim) throw new InvalidArgumentError('k.shape[3]', `${headDim} (the head dim of q)`, kDim);
+  if (headsQ % headsKv !== 0)
+    throw new InvalidArgumentError('k.shape[1]', `a divisor of the ${headsQ} query heads (grouped-query attention)`, headsKv);
+  if (v) {
+    if (v.shape[0] !== batch) throw new InvalidArgumentError('v.shape[0]', `${batch} (the batch of q)`, v.shape[0]);
+    if (v.shape[1] !== headsKv) throw new InvalidArgumentError('v.shape[1]', `${headsKv} (the heads of k)`, v.shape[1]);
+    if (v.shape[2] !== seqK) throw new InvalidArgumentError('v.shape[2]', `${seqK} (the keys of k)`, v.shape[2]);
+  }
+  const headDimV = v ? v.shape[3] : 1;
+  const pattern = parsePattern(o.pattern as string | Pattern | null | undefined, 'options.pattern');
+  if (o.causal !== undefined && typeof o.causal !== 'boolean') throw new InvalidArgumentError('options.causal', 'a boolean', o.causal);
+  const scale = o.scale === undefined ? 1 / Math.sqrt(headDim) : o.scale;
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new InvalidArgumentError('options.scale', 'a finite number', scale);
+  return {
+    dtype: sameDType(v ? { q, k, v } : { q, k }),
+    pattern,
+    causal: o.causal === true,
+    batch,
+    headsQ,
+    headsKv,
+    seqQ,
+    seqK,
+    headDim,
+    headDimV,
+    scale,
+    seqlensQ: checkSeqlens(o.seqlensQ, 'options.seqlensQ', batch, seqQ, 'Nq'),
+    seqlensK: checkSeqlens(o.seqlensK, 'options.seqlensK', batch, seqK, 'Nk'),
+    qStrides: strides4(q),
+    kStrides: strides4(k),
+    vStrides: v ? strides4(v) : [seqK * headsKv, seqK, 1, 1],
+    outStrides: contiguousStrides([batch, headsQ, seqQ, headDimV]) as unknown as Strides4,
+  };
+}

@@ -3,6 +3,7 @@
 #   make              install the npm dependencies if needed, build the TypeScript library and libdfss.so
 #   make test         build, then run the C ABI test and every test file
 #   make demo         build, then run the DFSS attention demo
+#   make bench        build, then time DFSS against dense attention on the available backend
 #   make bundle       pack bundle/dfss-gpu/ for a GPU host without Node.js (see scripts/pack-gpu.mjs)
 #   make clean        remove every build output
 #
@@ -13,7 +14,7 @@ BUILD_ARGS := $(if $(ARCH),--arch '$(ARCH)') $(if $(DEBUG),--debug)
 # npm records each install in this file: dependencies are reinstalled when package-lock.json is newer.
 INSTALLED := node_modules/.package-lock.json
 
-.PHONY: all build test demo bundle clean
+.PHONY: all build test demo bench bundle clean
 
 all: build
 
@@ -29,6 +30,9 @@ test: $(INSTALLED)
 
 demo: build
 	node dist/src/cli/main.js demo
+
+bench: build
+	node dist/bench/attention.bench.js
 
 bundle: build
 	node scripts/pack-gpu.mjs

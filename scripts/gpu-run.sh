@@ -4,7 +4,7 @@
 #
 #   ./run test [test files]         every test (or the given ones) with Node's test runner
 #   ./run demo [options]            the DFSS attention demo
-#   ./run sanitize <test file>      one test file under compute-sanitizer --tool memcheck
+#   ./run sanitize [--tool T] <test file>  one test file under compute-sanitizer (memcheck, or racecheck...)
 #   ./run node <arguments>          anything else, with the bundled node
 #
 # The bundled node binary is unpacked once into $DFSS_NODE_DIR (default: $TMPDIR, else /tmp).
@@ -16,7 +16,7 @@ usage() {
   cat >&2 <<'USAGE'
 usage: ./run test [test files]      every test (or the given ones) with Node's test runner
        ./run demo [options]         the DFSS attention demo
-       ./run sanitize <test file>   one test file under compute-sanitizer --tool memcheck
+       ./run sanitize [--tool T] <test file>   one test file under compute-sanitizer (default memcheck)
        ./run node <arguments>       anything else, with the bundled node
 USAGE
   exit 2
@@ -88,13 +88,18 @@ case "$command" in
     exec "$node" "$here/dist/src/cli/main.js" demo "$@"
     ;;
   sanitize)
+    tool=memcheck
+    if [[ $# -ge 2 && "$1" == --tool ]]; then
+      tool="$2"
+      shift 2
+    fi
     [[ $# -eq 1 ]] || usage
     file="$(test_file "$1")"
     sanitizer="$(find_sanitizer)"
     node="$(unpacked_node)"
     # The test file runs in node's own process (no --test, which would spawn one per file); every process
     # is still followed, should a test start another.
-    exec "$sanitizer" --tool memcheck --target-processes all --error-exitcode 1 "$node" "$file"
+    exec "$sanitizer" --tool "$tool" --target-processes all --error-exitcode 1 "$node" "$file"
     ;;
   node)
     node="$(unpacked_node)"

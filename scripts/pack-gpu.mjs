@@ -6,7 +6,7 @@
 //     run                  entry point: ./run test | demo | sanitize <test file> | node <args>
 //     node.xz              this machine's node binary, xz-compressed; run unpacks it once into $TMPDIR (or /tmp)
 //     package.json         "type": "module" for dist/
-//     dist/{src,ffi,test}  the compiled JavaScript, without source maps or declarations
+//     dist/{src,ffi,test,bench}the compiled JavaScript, without source maps or declarations
 //     node_modules/        koffi's JavaScript and its linux-x64 glibc native module, nothing else
 //     lib/libdfss.so       where ffi/library-path.ts looks in a bundle
 //     cuda/include/dfss.h  the C ABI (for C callers, and the header test)
@@ -46,7 +46,7 @@ await fs.copy(nodeArchive, path.join(bundle, 'node.xz'));
 const nodeId = `${process.version}-${(await sha256(nodeArchive)).slice(0, 12)}`;
 
 await fs.copy(path.join(root, 'package.json'), path.join(bundle, 'package.json'));
-for (const part of ['src', 'ffi', 'test']) {
+for (const part of ['src', 'ffi', 'test', 'bench']) {
   await fs.copy(path.join(root, 'dist', part), path.join(bundle, 'dist', part), {
     filter: (source) => !/\.(map|d\.ts)$/.test(source),
   });

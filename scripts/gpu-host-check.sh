@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole GPU check of one change, on a GPU host without Node.js: every test through the bundle (GPU tests
+# included), the C ABI test compiled against dfss.h and linked to the bundled libdfss.so, compute-sanitizer
+# memcheck and racecheck on the GPU kernel tests, the demo and the benchmark. Run from the checkout root after
+# `make bundle` here; logs go to $OUT (or /tmp/dfss-gpu-check) and a summary table is printed last.
+#
+#   bash scripts/gpu-host-check.sh [step ...]     steps: tests c-abi memcheck racecheck demo bench (default: all)
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bundle="$root/bundle/dfss-gpu"
+logs="${OUT:-/tmp/dfss-gpu-check}"
+mkdir -p "$logs"
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo bench)
+summary=()
+
+run_step() {
+  local name="$1" limit="$2"
+  shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  local counts
+  counts="$(grep -E '^# (pass|fail|skipped) ' "$logs/$name.log" | awk '{printf "%s %s ", $2, $3}')"
+  summary+=("$(printf '%-10s rc=%-3s %4ss  %s' "$name" "$rc" "$((SECONDS - start))" "$counts")")
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$logs/gpu.txt" 2>&1
+for step in "${steps[@]}"; do
+  case "$step" in
+    tests) run_step tests 900 "$bundle/run" test ;;
+    c-abi)
+      gcc -std=c99 -O1 -I"$root/cuda/include" "$root/cuda/test/test_abi.c" -L"$bundle/lib" -ldfss \
+        -Wl,-rpath,"$bundle/lib" -lm -o /tmp/dfss_test_abi >"$logs/c-abi-build.log" 2>&1
+      run_step c-abi 120 /tmp/dfss_test_abi ;;
+    memcheck) run_step memcheck 900 "$bundle/run" sanitize --tool memcheck gpu-kernels ;;
+    racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 "$bundle/run" sanitize --tool racecheck gpu-kernels ;;
+    demo) run_step demo 300 "$bundle/run" demo ;;
+    bench) run_step bench 300 "$bundle/run" node "$bundle/dist/bench/attention.bench.js" ;;
+    *) echo "gpu-host-check: unknown step $step" >&2; exit 2 ;;
+  esac
+done
+
+echo "== $(head -2 "$logs/gpu.txt" | tail -1) =="
+tail -n 15 "$logs/c-abi.log" 2>/dev/null | grep -E 'passed|failed' | tail -1
+grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs"/memcheck.log "$logs"/racecheck.log 2>/dev/null
+cat "$logs/demo.log" 2>/dev/null | tail -8
+cat "$logs/bench.log" 2>/dev/null
+printf '%s\n' "${summary[@]}"

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "reference_kernels.h"
+#include "tensor_core_kernels.h"
 #include "status.h"
 #include "validate.h"
 
@@ -74,6 +75,8 @@ DFSS_API dfss_status dfss_attention_forward(const dfss_attention_desc *desc, con
                                                         {"out", out, Presence::required, kElementAlignment},
                                                         {"lse", lse, Presence::optional, kWordAlignment}},
                                                        &call));
+    dfss_status status;
+    if (dfss::attention_forward_tensor_core(call, q, k, v, out, lse, &status)) return status;
     return dfss::attention_forward_reference(call, q, k, v, out, lse);
   });
 }
@@ -106,6 +109,8 @@ DFSS_API dfss_status dfss_sddmm_prune(const dfss_attention_desc *desc, const voi
          {"values", values, Presence::required, kElementAlignment},
          {"metadata", metadata, Presence::required_unless_dense, kWordAlignment}},
         &call));
+    dfss_status status;
+    if (dfss::sddmm_prune_tensor_core(call, q, k, values, metadata, &status)) return status;
     return dfss::sddmm_prune_reference(call, q, k, values, metadata);
   });
 }
@@ -119,6 +124,8 @@ DFSS_API dfss_status dfss_compressed_softmax(const dfss_attention_desc *desc, co
                                                         {"values_out", values_out, Presence::required, kElementAlignment},
                                                         {"lse", lse, Presence::optional, kWordAlignment}},
                                                        &call));
+    dfss_status status;
+    if (dfss::compressed_softmax_tensor_core(call, values_in, values_out, lse, &status)) return status;
     return dfss::compressed_softmax_reference(call, values_in, values_out, lse);
   });
 }
@@ -134,6 +141,8 @@ DFSS_API dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *prob
          {"v", v, Presence::required, kElementAlignment},
          {"out", out, Presence::required, kElementAlignment}},
         &call));
+    dfss_status status;
+    if (dfss::spmm_tensor_core(call, probs, metadata, v, out, &status)) return status;
     return dfss::spmm_reference(call, probs, metadata, v, out);
   });
 }

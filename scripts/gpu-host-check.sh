@@ -4,7 +4,8 @@
 # memcheck and racecheck on the GPU kernel tests, the demo and the benchmark. Run from the checkout root after
 # `make bundle` here; logs go to $OUT (or /tmp/dfss-gpu-check) and a summary table is printed last.
 #
-#   bash scripts/gpu-host-check.sh [step ...]     steps: tests c-abi memcheck racecheck demo bench (default: all)
+#   bash scripts/gpu-host-check.sh [step ...]
+#     steps: tests c-abi memcheck racecheck demo bench long (default: all); long is the N = 65,536 fused run
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +13,7 @@ bundle="$root/bundle/dfss-gpu"
 logs="${OUT:-/tmp/dfss-gpu-check}"
 mkdir -p "$logs"
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo bench)
+[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo bench long)
 summary=()
 
 run_step() {
@@ -31,13 +32,13 @@ for step in "${steps[@]}"; do
   case "$step" in
     tests) run_step tests 900 "$bundle/run" test ;;
     c-abi)
-      gcc -std=c99 -O1 -I"$root/cuda/include" "$root/cuda/test/test_abi.c" -L"$bundle/lib" -ldfss \
-        -Wl,-rpath,"$bundle/lib" -lm -o /tmp/dfss_test_abi >"$logs/c-abi-build.log" 2>&1
-      run_step c-abi 120 /tmp/dfss_test_abi ;;
+      run_step c-abi 120 bash -c "gcc -std=c99 -O1 -I'$root/cuda/include' '$root/cuda/test/test_abi.c' \
+        -L'$bundle/lib' -ldfss -Wl,-rpath,'$bundle/lib' -lm -o /tmp/dfss_test_abi && /tmp/dfss_test_abi" ;;
     memcheck) run_step memcheck 900 "$bundle/run" sanitize --tool memcheck gpu-kernels ;;
     racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 "$bundle/run" sanitize --tool racecheck gpu-kernels ;;
     demo) run_step demo 300 "$bundle/run" demo ;;
     bench) run_step bench 300 "$bundle/run" node "$bundle/dist/bench/attention.bench.js" ;;
+    long) run_step long 300 "$bundle/run" node "$bundle/dist/bench/long-sequence.bench.js" ;;
     *) echo "gpu-host-check: unknown step $step" >&2; exit 2 ;;
   esac
 done
@@ -46,5 +47,5 @@ echo "== $(head -2 "$logs/gpu.txt" | tail -1) =="
 tail -n 15 "$logs/c-abi.log" 2>/dev/null | grep -E 'passed|failed' | tail -1
 grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs"/memcheck.log "$logs"/racecheck.log 2>/dev/null
 cat "$logs/demo.log" 2>/dev/null | tail -8
-cat "$logs/bench.log" 2>/dev/null
+cat "$logs/bench.log" "$logs/long.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"

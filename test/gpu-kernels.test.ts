@@ -40,6 +40,25 @@ function cases(): Case[] {
               lengths: n % 5 < 2,
             });
           }
+  // The shapes the tensor-core kernels take (fp16/bf16, D = Dv in {64, 128}): odd sizes around their tiles,
+  // with masks, lengths, grouped-query heads and strided layouts spread over the cases.
+  const tensorCoreShapes: [number, number][] = [[1, 1], [3, 3], [17, 17], [17, 200], [130, 67], [1000, 1000]];
+  for (const dtype of ['float16', 'bfloat16'] as const)
+    for (const pattern of ['dense', '1:2', '2:4'])
+      for (const headDim of [64, 128])
+        for (const [seqQ, seqK] of tensorCoreShapes) {
+          n++;
+          out.push({
+            dtype, pattern, seqQ, seqK, headDim, headDimV: headDim,
+            causal: n % 2 === 0,
+            exact: n % 3 === 0,
+            batch: seqQ * seqK > 100000 ? 1 : 1 + (n % 2),
+            headsQ: seqQ * seqK > 100000 ? 2 : 4,
+            headsKv: n % 4 === 1 ? 1 : 2,
+            bnhd: n % 5 === 1,
+            lengths: n % 7 < 3,
+          });
+        }
   // Larger rows: many groups, several warps' worth of keys, head dims of the fast kernels. DFSS_GPU_TESTS=small
   // leaves them out, for the slowest compute-sanitizer tools.
   if (process.env.DFSS_GPU_TESTS === 'small') return out;

@@ -150,3 +150,13 @@ export async function synchronize(): Promise<void> {
   if (!cudaStatus().available) return;
   await loadDfss().async.dfss_device_synchronize();
 }
+
+/** Free and total memory of the current device now, in bytes. */
+export function deviceMemoryUse(): { freeBytes: number; totalBytes: number } {
+  const lib = requireCuda();
+  const device: [number] = [0];
+  lib.check(lib.dfss_device_get(device), 'dfss_device_get');
+  const info: Partial<DeviceInfo> = {};
+  lib.check(lib.dfss_device_get_info(device[0], info), 'dfss_device_get_info');
+  return { freeBytes: Number(info.free_memory_bytes), totalBytes: Number(info.total_memory_bytes) };
+}

@@ -1,0 +1,363 @@
+// The fused forward on tensor cores (dfss_attention_forward, sm_80 and later), FlashAttention-2 style: a block of
+// 4 warps owns 64 query rows (16 per warp, Q kept in registers) and walks the keys in steps of 64:
+//   1. S = Q K^T with mma.sync m16n8k16 (fp16 / bf16 in, fp32 accumulators), K and V tiles brought into shared
+//      memory with cp.async (V's load overlaps QK^T and the softmax, the next K's load overlaps P.V);
+//   2. scale, then the masks of dfss.h (key lengths, causal bottom-right, rows past Nq_b) on the steps that need
+//      them; steps past the last key any row of the block sees are skipped;
+//   3. sparse patterns: the N:M choice in registers, before any exponential. K's rows are permuted on their way
+//      into shared memory (attention_fused_fragments.cuh) so that each thread's accumulators hold whole groups of
+//      4 consecutive keys; the kept values are already the compressed A operand of P.V and the metadata is built
+//      with integer operations and three shuffles per step;
+//   4. online softmax over the kept scores (exp2 with the log2(e) folded into one fma, float32 running max / sum);
+//   5. P.V with mma.sp::ordered_metadata m16n8k32 (2:4, and 1:2 as a stricter 2:4) on the kept exp values rounded
+//      to the input dtype (unnormalized: divided by the row sum at the end), V in natural key order as B; the
+//      dense pattern runs the same code with mma.sync m16n8k16, so the two are compared on equal code;
+//   6. out = O / sum in the input dtype, lse = max + log(sum) (natural log), zeros and -inf for a row with no
+//      finite score.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention_fused_fragments.cuh"
+#include "attention_fused_launch.cuh"
+#include "mask.h"
+#include "mma.cuh"
+
+namespace dfss {
+namespace fused {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x, with 2^-inf = 0 (the masked and pruned scores).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// lo and hi rounded to T (to nearest even), packed low first: the register of a fragment.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_rounded(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__half>(float lo, float hi) {
+  const __half2 pair = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// Copies 64 rows of D elements into a shared-memory tile (row stride tile_stride(D)): tile row p receives source
+// row first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
+template <typename T, int D, typename RowOf>
+__device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
+                                          RowOf row_of) {
+  constexpr int kUnits = D / 8;  // 16-byte units per row
+  constexpr int kRowsPerPass = kThreads / kUnits;
+  static_assert(kThreads % kUnits == 0 && kTileKeys % kRowsPerPass == 0, "whole rows per pass");
+  const int unit = static_cast<int>(threadIdx.x) % kUnits;
+#pragma unroll
+  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
+    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
+    const int64_t row = first + row_of(p);
+    const bool outside = row >= limit;
+    // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
+    cp_async_16(tile + p * tile_stride(D) + unit * 8, source + (outside ? 0 : row) * row_stride + unit * 8, outside);
+  }
+}
+
+struct NaturalRow {
+  __device__ __forceinline__ int operator()(int p) const { return p; }
+};
+template <int Pattern>
+struct KeyRow {
+  __device__ __forceinline__ int operator()(int p) const { return key_of_row<Pattern>(p); }
+};
+
+// One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
+// start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
+template <typename T, int D, int Pattern>
+__device__ __forceinline__ void attention_fused_block(const FusedAttentionParams &params, int64_t work, T *smem) {
+  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  constexpr int kStride = tile_stride(D);
+  constexpr int kTileElements = kTileKeys * kStride;
+  constexpr int kKSteps = D / 16;    // k-steps of QK^T
+  constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
+  static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
+  static_assert(D % 32 == 0, "K fragments are loaded 32 columns at a time");
+
+  const AttentionShape &shape = params.shape;
+  const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
+  const int64_t head_entry = work / params.query_tiles;
+  const int64_t head_q = head_entry % shape.heads_q;
+  const int64_t batch = head_entry / shape.heads_q;
+  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
+  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
+  const int64_t first_row = tile_index * kBlockRows;
+
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = lane / 4;
+  const int quad = lane % 4;
+  // The thread's two rows (accumulator rows group and group + 8 of its warp) and the keys each sees.
+  const int64_t rows[2] = {first_row + warp * 16 + group, first_row + warp * 16 + group + 8};
+  const int64_t key_end[2] = {allowed_key_end(rows[0], valid_q, valid_k, shape.causal),
+                              allowed_key_end(rows[1], valid_q, valid_k, shape.causal)};
+  // Keys that some row of the block sees: those of its last valid row (key_end grows with the row).
+  int64_t block_key_end = 0;
+  if (first_row < valid_q) {
+    const int64_t last_row = (first_row + kBlockRows < valid_q ? first_row + kBlockRows : valid_q) - 1;
+    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
+  }
+  const int64_t key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+
+  const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
+  const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
+  const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
+
+  float o[kOutBlocks][4];
+#pragma unroll
+  for (int n = 0; n < kOutBlocks; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.0f, 0.0f};  // this thread's part; the quad's parts are added at the end
+
+  if (key_steps > 0) {
+    T *q_tile = smem;
+    T *k_tile = smem + kTileElements;
+    T *v_tile = smem + 2 * kTileElements;
+    load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
+    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{});
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    uint32_t q_fragment[kKSteps][4];
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      ldmatrix_x4(q_fragment[s], q_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(s, lane) * 8);
+    }
+    // Steps that end at or before warp_key_end need no mask: every row of the warp sees all their keys.
+    const int64_t warp_key_end = __reduce_min_sync(
+        0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
+    // key_of_score(j, e, quad) = key_of_score(j, e, 0) + lane_key: the lane's part of its keys.
+    const int lane_key = key_of_score<Pattern>(0, 0, quad);
+
+    for (int64_t step = 0; step < key_steps; ++step) {
+      const int64_t step_key = step * kTileKeys;
+      // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run.
+      load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{});
+      cp_async_commit();
+
+      // 1. S = Q K^T: score block j holds columns 8j .. 8j + 7 of the tile's rows.
+      float s[kScoreBlocks][4];
+#pragma unroll
+      for (int j = 0; j < kScoreBlocks; ++j) {
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int p = 0; p < D / 32; ++p) {
+          uint32_t b[4];
+          ldmatrix_x4(b, k_tile + k_fragment_row(j, lane) * kStride + k_fragment_unit(p, lane) * 8);
+          const uint32_t b_even[2] = {b[0], b[1]};
+          const uint32_t b_odd[2] = {b[2], b[3]};
+          mma_m16n8k16<T>(s[j], q_fragment[2 * p], b_even);
+          mma_m16n8k16<T>(s[j], q_fragment[2 * p + 1], b_odd);
+        }
+      }
+
+      // 2. Scale and masks. s[j][2r + e]: row r, key step_key + key_of_score(j, e, quad).
+      const bool masked = step_key + kTileKeys > warp_key_end;
+      int key_limit[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t remaining = key_end[r] - step_key;
+        key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
+      }
+#pragma unroll
+      for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float score = s[j][2 * r + e] * shape.scale;
+            if (masked && key_of_score<Pattern>(j, e, 0) >= key_limit[r]) score = -INFINITY;
+            s[j][2 * r + e] = score;
+          }
+        }
+      }
+
+      // 3. The N:M choice (sparse) and the step's row maxima.
+      float step_max[2] = {-INFINITY, -INFINITY};
+      GroupChoice choice[2][2][2];  // [c][h][r]: the group of quad lane `quad` in keys 32c + 16h .. + 15, row r
+      uint32_t metadata = 0;
+      if constexpr (kSparse) {
+        uint32_t shares[2][2];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int u = 2 * c + h;  // 16-key block: score blocks 2u (keys +0, +1) and 2u + 1 (keys +2, +3)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              choice[c][h][r] = select_group<Pattern>(s[2 * u][2 * r], s[2 * u][2 * r + 1], s[2 * u + 1][2 * r],
+                                                      s[2 * u + 1][2 * r + 1]);
+              step_max[r] = fmaxf(step_max[r], choice[c][h][r].group_max);
+            }
+            shares[c][h] = metadata_share(choice[c][h][0].nibble, choice[c][h][1].nibble, quad);
+          }
+        }
+        metadata = gather_metadata(shares, quad,
+                                   [](uint32_t value, int mask) { return __shfl_xor_sync(0xffffffffu, value, mask); });
+      } else {
+#pragma unroll
+        for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) step_max[r] = fmaxf(step_max[r], fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+        }
+      }
+
+      // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones.
+      float scaled_base[2];  // max * log2(e), with max = 0 while a row has no finite score (exp2(-inf) = 0, no NaN)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float new_max = fmaxf(row_max[r], quad_max(step_max[r]));
+        const float base = new_max == -INFINITY ? 0.0f : new_max;
+        scaled_base[r] = base * kLog2e;
+        // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
+        const float correction = exp2_approx((row_max[r] - base) * kLog2e);
+        row_max[r] = new_max;
+        row_sum[r] *= correction;
+#pragma unroll
+        for (int n = 0; n < kOutBlocks; ++n) {
+          o[n][2 * r] *= correction;
+          o[n][2 * r + 1] *= correction;
+        }
+      }
+
+      // P as the A operand of P.V: a[.][2h + r] holds row r of the keys of half h (dense: score block 2ks + h).
+      uint32_t a[kSparse ? 2 : 4][4];
+      if constexpr (kSparse) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              const float p0 = exp2_approx(fmaf(choice[c][h][r].first, kLog2e, -scaled_base[r]));
+              const float p1 = exp2_approx(fmaf(choice[c][h][r].second, kLog2e, -scaled_base[r]));
+              row_sum[r] += p0 + p1;
+              a[c][2 * h + r] = pack_rounded<T>(p0, p1);
+            }
+          }
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const float p0 = exp2_approx(fmaf(s[j][2 * r], kLog2e, -scaled_base[r]));
+            const float p1 = exp2_approx(fmaf(s[j][2 * r + 1], kLog2e, -scaled_base[r]));
+            row_sum[r] += p0 + p1;
+            a[j / 2][2 * (j % 2) + r] = pack_rounded<T>(p0, p1);
+          }
+        }
+      }
+
+      // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
+      cp_async_wait<0>();
+      __syncthreads();
+      if (step + 1 < key_steps) {
+        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{});
+      }
+      cp_async_commit();
+
+      // 5. O += P V.
+      if constexpr (kSparse) {
+#pragma unroll
+        for (int n = 0; n < kOutBlocks; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(0, lane) * kStride + v_sparse_fragment_unit(n) * 8);
+          mma_sp_m16n8k32<T, 0>(o[n], a[0], b, metadata);
+          ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(1, lane) * kStride + v_sparse_fragment_unit(n) * 8);
+          mma_sp_m16n8k32<T, 1>(o[n], a[1], b, metadata);
+        }
+      } else {
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+#pragma unroll
+          for (int n = 0; n < kOutBlocks / 2; ++n) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, v_tile + v_dense_fragment_row(ks, lane) * kStride + v_dense_fragment_unit(n, lane) * 8);
+            const uint32_t b_first[2] = {b[0], b[1]};
+            const uint32_t b_second[2] = {b[2], b[3]};
+            mma_m16n8k16<T>(o[2 * n], a[ks], b_first);
+            mma_m16n8k16<T>(o[2 * n + 1], a[ks], b_second);
+          }
+        }
+      }
+
+      // K(step + 1) has arrived, and no warp reads V(step) any more.
+      cp_async_wait<0>();
+      __syncthreads();
+    }
+  }
+
+  // 6. Out and lse. Rows with no finite score kept max = -inf and sum = 0: zeros and -inf.
+  T *out = static_cast<T *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float sum = quad_sum(row_sum[r]);
+    if (rows[r] >= shape.seq_q) continue;
+    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+    T *out_row = out + rows[r] * shape.out.row;
+#pragma unroll
+    for (int n = 0; n < kOutBlocks; ++n) {
+      *reinterpret_cast<uint32_t *>(out_row + 8 * n + 2 * quad) =
+          pack_rounded<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+    }
+    if (params.lse != nullptr && quad == 0) {
+      params.lse[(batch * shape.heads_q + head_q) * shape.seq_q + rows[r]] =
+          row_max[r] == -INFINITY ? -INFINITY : row_max[r] + logf(sum);
+    }
+  }
+}
+
+template <typename T, int D, int Pattern>
+__global__ void __launch_bounds__(kThreads) attention_fused_kernel(FusedAttentionParams params) {
+  // Tensor-core code exists for sm_80 and later only; the dispatch never launches this kernel on older devices.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T *smem = reinterpret_cast<T *>(shared_bytes);
+  for (int64_t work = blockIdx.x; work < params.work_items; work += gridDim.x) {
+    attention_fused_block<T, D, Pattern>(params, work, smem);
+    __syncthreads();  // the next work item rewrites the tiles
+  }
+#else
+  (void)params;
+#endif
+}
+
+template <typename T, int D>
+FusedKernels fused_attention_kernels() {
+  return FusedKernels{attention_fused_kernel<T, D, DFSS_PATTERN_DENSE>, attention_fused_kernel<T, D, DFSS_PATTERN_1_2>,
+                      attention_fused_kernel<T, D, DFSS_PATTERN_2_4>};
+}
+
+}  // namespace fused
+}  // namespace dfss

@@ -1,0 +1,59 @@
+// What the dispatch of the fused tensor-core forward (attention_fused.cu) knows of its kernels: their parameters,
+// their shared memory, and one set of kernels (dense, 1:2, 2:4) per element type and head dimension, each set
+// compiled in its own file (attention_fused_<dtype>_d<D>.cu) so that the builds run in parallel.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "attention_fused_fragments.cuh"
+#include "attention_shape.h"
+
+namespace dfss {
+namespace fused {
+
+// One fused forward call, as the kernels read it. Pointers are device memory; seqlens_q / seqlens_k are device
+// copies of the per-batch lengths or nullptr (all rows / keys valid); lse is nullptr when not requested.
+struct FusedAttentionParams {
+  AttentionShape shape;
+  const void *q, *k, *v;
+  void *out;
+  float *lse;
+  const int32_t *seqlens_q, *seqlens_k;
+  int64_t query_tiles;  // ceil(Nq / kBlockRows)
+  int64_t work_items;   // B * Hq * query_tiles: one block's work each
+};
+
+using FusedKernel = void (*)(FusedAttentionParams);
+
+struct FusedKernels {
+  FusedKernel dense, one_of_two, two_of_four;
+};
+
+// Head dimensions (D == Dv) with kernels.
+DFSS_HOST_DEVICE constexpr bool fused_head_dim_supported(int64_t head_dim) {
+  return head_dim == 32 || head_dim == 64 || head_dim == 128;
+}
+
+// Dynamic shared memory of a block: the Q tile, one K tile and one V tile, kTileKeys (= kBlockRows) rows each.
+DFSS_HOST_DEVICE constexpr size_t fused_shared_bytes(int head_dim, size_t element_bytes) {
+  return size_t{3} * kTileKeys * static_cast<size_t>(tile_stride(head_dim)) * element_bytes;
+}
+
+// The kernels of element type T (__half or __nv_bfloat16) and head dimension D; defined in
+// attention_fused_kernel.cuh and instantiated once, in attention_fused_<dtype>_d<D>.cu.
+template <typename T, int D>
+FusedKernels fused_attention_kernels();
+
+extern template FusedKernels fused_attention_kernels<__half, 32>();
+extern template FusedKernels fused_attention_kernels<__half, 64>();
+extern template FusedKernels fused_attention_kernels<__half, 128>();
+extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 32>();
+extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 64>();
+extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 128>();
+
+}  // namespace fused
+}  // namespace dfss

@@ -1,0 +1,255 @@
+// Staged step 1 on tensor cores (dfss_sddmm_prune): S = scale Q K^T with mma.sync m16n8k16 (fp32 accumulation),
+// the masks, and in the product's epilogue the N:M selection, the compression and the metadata, straight from the
+// accumulator registers to the compressed rows. No score matrix is ever stored.
+//
+// A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows, Q fragments in registers) and walks
+// the keys in tiles of 64 (cp.async, double-buffered). Rows of each key tile enter shared memory permuted
+// (staged_fragments.h: tile_key_of_row) so that every lane's accumulators hold 4 consecutive keys of each of its two
+// rows per 16 keys: a whole 2:4 group, two 1:2 groups, selected in registers without shuffles. Key tiles past
+// every key the block's rows may see (causal, per-batch lengths) skip the product but are still written (-inf,
+// metadata of the first N of each group), so every element of the outputs is written.
+//
+// Instantiated per (dtype, head dim) by sddmm_prune_tensor_core_<dtype>_d<D>.cu.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention_shape.h"
+#include "dtype.cuh"
+#include "launch.h"
+#include "layout.h"
+#include "mask.h"
+#include "mma.cuh"
+#include "select.cuh"
+#include "staged_fragments.h"
+#include "staged_io.cuh"
+#include "staged_tensor_core.h"
+#include "status.h"
+#include "workspace.h"
+
+namespace dfss {
+namespace staged {
+
+// The 2:4 in-group indices of a kept mask, and the kept values in ascending key order.
+struct KeptPair {
+  uint32_t nibble;
+  float values[2];
+};
+
+__device__ __forceinline__ KeptPair kept_pair_of(const float (&scores)[4], unsigned kept) {
+  KeptPair pair;
+  pair.nibble = nibble_of_kept_pair(kept);
+  pair.values[0] = (kept & 1u) ? scores[0] : (kept & 2u) ? scores[1] : scores[2];
+  pair.values[1] = (kept & 8u) ? scores[3] : (kept & 4u) ? scores[2] : scores[1];
+  return pair;
+}
+
+template <typename T, int HeadDim, int Pattern>
+__global__ void __launch_bounds__(kThreads)
+    sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
+                                   const int32_t *seqlens_k, T *values, uint32_t *metadata) {
+#if DFSS_MMA_AVAILABLE
+  static_assert(HeadDim % 16 == 0, "head dims of whole k16 steps");
+  constexpr int kStride = padded_stride(HeadDim);
+  constexpr int kPieces = HeadDim / 8;  // 16-byte pieces of a row
+  constexpr int kSteps = HeadDim / 16;  // k16 steps of the product
+  // Key tiles, double-buffered; tiles[1] first holds the block's Q rows (kTileRows == kTileKeys).
+  static_assert(kTileRows == kTileKeys, "the Q tile borrows a key tile buffer");
+  __shared__ alignas(16) T tiles[2][kTileKeys * kStride];
+
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_lane = lane % 4;
+  const CompressedLayout layout = shape.layout;
+
+  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
+  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head: the [B, Hq] index of the outputs
+  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
+  const int64_t batch = head_row / shape.heads_q;
+  const int64_t head_q = head_row % shape.heads_q;
+  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[batch] : shape.seq_q;
+  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;
+  const T *q_head = q + batch * shape.q.batch + head_q * shape.q.head;
+  const T *k_head = k + batch * shape.k.batch + head_kv * shape.k.head;
+
+  // Every row sees a prefix of the keys (mask.h), the longest for the block's last valid row: key tiles from
+  // block_key_end on are fully masked for the whole block.
+  const int64_t row_limit = shape.seq_q < valid_q ? shape.seq_q : valid_q;
+  const int64_t last_row = (first_row + kTileRows < row_limit ? first_row + kTileRows : row_limit) - 1;
+  const int64_t block_key_end = last_row >= first_row ? allowed_key_end(last_row, valid_q, valid_k, shape.causal) : 0;
+  const int64_t key_tiles = (layout.groups * layout.m + kTileKeys - 1) / kTileKeys;
+  const int64_t product_tiles = (block_key_end + kTileKeys - 1) / kTileKeys;
+  const int64_t loaded_key_end = block_key_end < shape.seq_k ? block_key_end : shape.seq_k;
+
+  // This lane's two rows: group and group + 8 of the warp's 16.
+  bool row_inside[2];
+  int64_t key_end[2];
+  T *values_row[2];
+  uint32_t *metadata_row[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = first_row + warp * 16 + lane / 4 + 8 * r;
+    const int64_t output_row = head_row * shape.seq_q + i;
+    row_inside[r] = i < shape.seq_q;
+    key_end[r] = row_inside[r] ? allowed_key_end(i, valid_q, valid_k, shape.causal) : 0;
+    values_row[r] = values + output_row * layout.values_per_row;
+    metadata_row[r] = Pattern == DFSS_PATTERN_DENSE ? nullptr : metadata + output_row * layout.words_per_row;
+  }
+
+  // Q rows past the end, and keys the block never sees, are zeros in shared memory (nothing is read).
+  for (int piece = static_cast<int>(threadIdx.x); piece < kTileRows * kPieces; piece += kThreads) {
+    const int p = piece / kPieces;
+    const int column = piece % kPieces * 8;
+    const int64_t i = first_row + p;
+    const bool outside = i >= shape.seq_q;
+    cp_async_16(&tiles[1][p * kStride + column], outside ? q_head : q_head + i * shape.q.row + column, outside);
+  }
+  const auto load_key_tile = [&](int64_t tile, T *target) {
+    for (int piece = static_cast<int>(threadIdx.x); piece < kTileKeys * kPieces; piece += kThreads) {
+      const int p = piece / kPieces;
+      const int column = piece % kPieces * 8;
+      const int64_t key = tile * kTileKeys + tile_key_of_row(p);
+      const bool outside = key >= loaded_key_end;
+      cp_async_16(&target[p * kStride + column], outside ? k_head : k_head + key * shape.k.row + column, outside);
+    }
+  };
+  if (product_tiles > 0) load_key_tile(0, tiles[0]);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // A fragments of the warp's 16 rows: matrices (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of each k16 step.
+  uint32_t q_fragments[kSteps][4];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    ldmatrix_x4(q_fragments[s], &tiles[1][(warp * 16 + (lane & 7) + (lane & 8)) * kStride + s * 16 + (lane >> 4) * 8]);
+  }
+  __syncthreads();  // tiles[1] takes key tiles from here on
+
+  const float scale = shape.scale;
+  for (int64_t tile = 0; tile < key_tiles; ++tile) {
+    float acc[8][4];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[t][e] = 0.0f;
+    }
+    if (tile < product_tiles) {
+      if (tile + 1 < product_tiles) load_key_tile(tile + 1, tiles[(tile + 1) & 1]);
+      cp_async_commit();
+      cp_async_wait<1>();
+      __syncthreads();
+      const T *keys = tiles[tile & 1];
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        // B fragments of n-tiles 2n and 2n + 1: matrices (keys 0-7 | 8-15 of the pair) x (columns 0-7 | 8-15).
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4(b, &keys[(16 * n + (lane >> 4) * 8 + (lane & 7)) * kStride + s * 16 + (lane & 8)]);
+          const uint32_t b_even[2] = {b[0], b[1]};
+          const uint32_t b_odd[2] = {b[2], b[3]};
+          mma_m16n8k16<T>(acc[2 * n], q_fragments[s], b_even);
+          mma_m16n8k16<T>(acc[2 * n + 1], q_fragments[s], b_odd);
+        }
+      }
+      __syncthreads();  // the next iteration loads into the buffer just read
+    }
+
+    // Epilogue: scale, masks, selection, compressed values and this lane's bits of the metadata words.
+    const int64_t key0 = tile * kTileKeys;
+    uint32_t words[2][2] = {{0u, 0u}, {0u, 0u}};  // [row][metadata word of the tile]
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t first_key = key0 + 16 * u + 4 * quad_lane;
+        float scores[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const float product = acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
+          scores[c] = first_key + c < key_end[r] ? scale * product : -INFINITY;
+        }
+        if constexpr (Pattern == DFSS_PATTERN_DENSE) {
+          if (row_inside[r]) store_run<T, 4>(values_row[r], first_key, layout.values_per_row, scores);
+        } else if constexpr (Pattern == DFSS_PATTERN_1_2) {
+          // Groups (first_key, +1) and (first_key + 2, +3): slots first_key / 2 and + 1, bits 8u + 2a (+1).
+          float kept[2];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float pair[2] = {scores[2 * h], scores[2 * h + 1]};
+            const uint32_t index = select_n_of_m(pair, 1, 2) >> 1;
+            kept[h] = index != 0u ? pair[1] : pair[0];
+            if (first_key / 2 + h < layout.groups) words[r][0] |= index << (8 * u + 2 * quad_lane + h);
+          }
+          if (row_inside[r]) store_run<T, 2>(values_row[r], first_key / 2, layout.values_per_row, kept);
+        } else {
+          // Group first_key / 4: slots 2g and 2g + 1, nibble 4u + a (mod 8) of word 2 tile + u / 2.
+          const KeptPair pair = kept_pair_of(scores, select_n_of_m(scores, 2, 4));
+          const int64_t group_index = first_key / 4;
+          if (group_index < layout.groups) words[r][u >> 1] |= pair.nibble << (4 * (4 * (u & 1) + quad_lane));
+          if (row_inside[r]) store_run<T, 2>(values_row[r], 2 * group_index, layout.values_per_row, pair.values);
+        }
+      }
+    }
+
+    if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+      // 2:4: two words per row (32 keys each), stored by quad lanes 0, 1 (row group) and 2, 3 (row group + 8);
+      // 1:2: one word per row (64 keys), stored by quad lanes 0 and 1. A word's bits come from the 4 lanes of a
+      // quad: OR them together first.
+      constexpr int kWordsPerTile = Pattern == DFSS_PATTERN_2_4 ? 2 : 1;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int w = 0; w < kWordsPerTile; ++w) {
+          words[r][w] |= __shfl_xor_sync(0xffffffffu, words[r][w], 1);
+          words[r][w] |= __shfl_xor_sync(0xffffffffu, words[r][w], 2);
+        }
+      }
+      if (quad_lane < 2 * kWordsPerTile) {
+        const int r = quad_lane / kWordsPerTile;
+        const int w = quad_lane % kWordsPerTile;
+        const uint32_t word = r == 0 ? (w == 0 ? words[0][0] : words[0][1]) : (w == 0 ? words[1][0] : words[1][1]);
+        const int64_t word_index = tile * kWordsPerTile + w;
+        if ((r == 0 ? row_inside[0] : row_inside[1]) && word_index < layout.words_per_row) {
+          (r == 0 ? metadata_row[0] : metadata_row[1])[word_index] = word;
+        }
+      }
+    }
+  }
+#else
+  (void)shape, (void)q, (void)k, (void)seqlens_q, (void)seqlens_k, (void)values, (void)metadata;
+#endif
+}
+
+}  // namespace staged
+
+template <dfss_dtype Dtype, int HeadDim>
+dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
+                                           uint32_t *metadata) {
+  using T = typename staged::ElementOf<Dtype>::type;
+  StreamWorkspace workspace(call.stream);
+  DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::bytes_for<int32_t>(call.seqlens_q.size()) +
+                                          StreamWorkspace::bytes_for<int32_t>(call.seqlens_k.size())));
+  const int32_t *seqlens_q = nullptr;
+  const int32_t *seqlens_k = nullptr;
+  DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
+  DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
+
+  const auto kernel = [&] {
+    switch (call.shape.layout.m) {
+      case 2: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;
+      case 4: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4>;
+      default: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
+    }
+  }();
+  clear_stale_cuda_error();
+  kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, 0, call.stream>>>(
+      call.shape, static_cast<const T *>(q), static_cast<const T *>(k), seqlens_q, seqlens_k, static_cast<T *>(values),
+      metadata);
+  return check_launch("sddmm_prune_tensor_core_kernel");
+}
+
+}  // namespace dfss

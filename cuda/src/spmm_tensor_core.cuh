@@ -1,0 +1,188 @@
+// Staged step 3 on tensor cores (dfss_spmm): out = P V with P the compressed probabilities. 2:4 and 1:2 run on
+// mma.sp::ordered_metadata m16n8k32: the compressed rows are the sparse A operand as they are (a 1:2 row is a 2:4
+// row whose group of 4 keys keeps one of each pair), and the metadata of dfss.h becomes the mma.sp metadata
+// register with a few integer operations (staged_fragments.h). Dense runs on mma.sync m16n8k16.
+//
+// A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows) and all Dv columns, and walks the
+// keys in chunks of 64: V rows through cp.async into shared memory (double-buffered, rows past Nk zero-filled),
+// B fragments through ldmatrix.trans; A fragments and metadata straight from global memory into registers.
+//
+// Instantiated per (dtype, head dim) by spmm_tensor_core_<dtype>_d<D>.cu.
+#pragma once
+
+#include <cstdint>
+
+#include "attention_shape.h"
+#include "launch.h"
+#include "layout.h"
+#include "mma.cuh"
+#include "staged_fragments.h"
+#include "staged_io.cuh"
+#include "staged_tensor_core.h"
+#include "status.h"
+
+namespace dfss {
+namespace staged {
+
+// The 2:4 metadata word of k32 step `step` (keys 32 step .. 32 step + 31) of a row, valid for mma.sp.
+template <int Pattern>
+__device__ __forceinline__ uint32_t sparse_metadata_word(const uint32_t *metadata_row, int64_t step,
+                                                         int64_t words_per_row) {
+  if constexpr (Pattern == DFSS_PATTERN_2_4) {
+    const uint32_t word = metadata_row != nullptr && step < words_per_row ? metadata_row[step] : 0u;
+    return fill_empty_groups(word);
+  } else {
+    // 1:2: one word holds the 32 slots of 64 keys, so step s reads half s % 2 of word s / 2.
+    const int64_t index = step / 2;
+    const uint32_t word = metadata_row != nullptr && index < words_per_row ? metadata_row[index] : 0u;
+    return metadata_2_4_of_1_2(word >> (16 * (step % 2)));
+  }
+}
+
+template <typename T, int HeadDimV, int Pattern>
+__global__ void __launch_bounds__(kThreads)
+    spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v, T *out) {
+#if DFSS_MMA_AVAILABLE
+  static_assert(HeadDimV % 16 == 0, "head dims of whole pairs of n8 tiles");
+  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  constexpr int kStride = padded_stride(HeadDimV);
+  constexpr int kPieces = HeadDimV / 8;  // 16-byte pieces of a V row, and n8 tiles of the output
+  __shared__ alignas(16) T v_tiles[2][kTileKeys * kStride];
+
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int quad_lane = lane % 4;
+  const CompressedLayout layout = shape.layout;
+  const int64_t values_per_row = layout.values_per_row;
+
+  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
+  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head
+  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
+  const int64_t batch = head_row / shape.heads_q;
+  const int64_t head_q = head_row % shape.heads_q;
+  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const T *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
+
+  // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
+  int64_t row[2];
+  const T *probs_row[2];
+  const uint32_t *metadata_row[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row[r] = first_row + warp * 16 + lane / 4 + 8 * r;
+    const int64_t input_row = head_row * shape.seq_q + row[r];
+    const bool inside = row[r] < shape.seq_q;
+    probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
+    metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
+  }
+
+  const auto load_value_chunk = [&](int64_t chunk, T *target) {
+    for (int piece = static_cast<int>(threadIdx.x); piece < kTileKeys * kPieces; piece += kThreads) {
+      const int p = piece / kPieces;
+      const int column = piece % kPieces * 8;
+      const int64_t key = chunk * kTileKeys + p;
+      const bool outside = key >= shape.seq_k;
+      cp_async_16(&target[p * kStride + column], outside ? v_head : v_head + key * shape.v.row + column, outside);
+    }
+  };
+
+  float acc[kPieces][4];
+#pragma unroll
+  for (int n = 0; n < kPieces; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+  }
+
+  // Slots of a chunk of 64 keys: 32 (2:4 and 1:2, two k32 steps of 16) or 64 (dense, four k16 steps of 16).
+  constexpr int kSteps = kSparse ? 2 : 4;
+  const int64_t chunks = (shape.seq_k + kTileKeys - 1) / kTileKeys;
+  load_value_chunk(0, v_tiles[0]);
+  cp_async_commit();
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    if (chunk + 1 < chunks) load_value_chunk(chunk + 1, v_tiles[(chunk + 1) & 1]);
+    cp_async_commit();
+
+    // A fragments: slots 16 step + 2a (+1) and 16 step + 8 + 2a (+1) of rows group and group + 8, where step counts
+    // the k32 (sparse) or k16 (dense) steps of the row; issued before waiting for V so that the loads overlap.
+    uint32_t a[kSteps][4];
+    uint32_t sparse_metadata[kSteps];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      const int64_t step = chunk * kSteps + s;
+      const int64_t slot = 16 * step + 2 * quad_lane;
+      a[s][0] = load_pair(probs_row[0], slot, values_per_row);
+      a[s][1] = load_pair(probs_row[1], slot, values_per_row);
+      a[s][2] = load_pair(probs_row[0], slot + 8, values_per_row);
+      a[s][3] = load_pair(probs_row[1], slot + 8, values_per_row);
+      if constexpr (kSparse) {
+        sparse_metadata[s] = sparse_metadata_register(
+            sparse_metadata_word<Pattern>(metadata_row[0], step, layout.words_per_row),
+            sparse_metadata_word<Pattern>(metadata_row[1], step, layout.words_per_row), quad_lane);
+      }
+    }
+
+    cp_async_wait<1>();
+    __syncthreads();
+    const T *values = v_tiles[chunk & 1];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      if constexpr (kSparse) {
+        // B of a k32 step: matrices of keys 32s + (0-7 | 8-15 | 16-23 | 24-31), transposed, for each n8 tile.
+#pragma unroll
+        for (int n = 0; n < kPieces; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, &values[(32 * s + lane) * kStride + 8 * n]);
+          mma_sp_m16n8k32<T>(acc[n], a[s], b, sparse_metadata[s]);
+        }
+      } else {
+        // B of a k16 step for n8 tiles 2n and 2n + 1: matrices (keys 0-7 | 8-15) x (columns 0-7 | 8-15), transposed.
+#pragma unroll
+        for (int n = 0; n < kPieces / 2; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, &values[(16 * s + (lane & 7) + (lane & 8)) * kStride + 16 * n + (lane >> 4) * 8]);
+          const uint32_t b_even[2] = {b[0], b[1]};
+          const uint32_t b_odd[2] = {b[2], b[3]};
+          mma_m16n8k16<T>(acc[2 * n], a[s], b_even);
+          mma_m16n8k16<T>(acc[2 * n + 1], a[s], b_odd);
+        }
+      }
+    }
+    __syncthreads();  // the next iteration loads into the buffer just read
+  }
+
+  T *out_head = out + batch * shape.out.batch + head_q * shape.out.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= shape.seq_q) continue;
+    T *out_row = out_head + row[r] * shape.out.row;
+#pragma unroll
+    for (int n = 0; n < kPieces; ++n) {
+      const float pair[2] = {acc[n][2 * r], acc[n][2 * r + 1]};
+      store_run<T, 2>(out_row, 8 * n + 2 * quad_lane, HeadDimV, pair);
+    }
+  }
+#else
+  (void)shape, (void)probs, (void)metadata, (void)v, (void)out;
+#endif
+}
+
+}  // namespace staged
+
+template <dfss_dtype Dtype, int HeadDimV>
+dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
+                                    const void *v, void *out) {
+  using T = typename staged::ElementOf<Dtype>::type;
+  const auto kernel = [&] {
+    switch (call.shape.layout.m) {
+      case 2: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2>;
+      case 4: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4>;
+      default: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE>;
+    }
+  }();
+  clear_stale_cuda_error();
+  kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, 0, call.stream>>>(
+      call.shape, static_cast<const T *>(probs), metadata, static_cast<const T *>(v), static_cast<T *>(out));
+  return check_launch("spmm_tensor_core_kernel");
+}
+
+}  // namespace dfss

@@ -1,0 +1,86 @@
+// Element access of the staged fast kernels: the element type of a dtype, 16-bit patterns of rounded
+// values, and loads and stores of short runs of a row whose alignment is only known at run time (compressed rows
+// of C values start wherever C puts them).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "dfss.h"
+#include "dtype.cuh"
+#include "mma.cuh"
+
+namespace dfss {
+namespace staged {
+
+template <dfss_dtype Dtype>
+struct ElementOf;
+template <>
+struct ElementOf<DFSS_DTYPE_FLOAT16> {
+  using type = __half;
+};
+template <>
+struct ElementOf<DFSS_DTYPE_BFLOAT16> {
+  using type = __nv_bfloat16;
+};
+
+__device__ __forceinline__ uint16_t bits_of(__half x) { return __half_as_ushort(x); }
+__device__ __forceinline__ uint16_t bits_of(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+
+template <typename T>
+__device__ __forceinline__ T element_of_bits(uint16_t bits);
+template <>
+__device__ __forceinline__ __half element_of_bits<__half>(uint16_t bits) {
+  return __ushort_as_half(bits);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 element_of_bits<__nv_bfloat16>(uint16_t bits) {
+  return __ushort_as_bfloat16(bits);
+}
+
+// The bits of x rounded to T (to nearest even).
+template <typename T>
+__device__ __forceinline__ uint16_t rounded_bits(float x) {
+  return bits_of(from_float<T>(x));
+}
+
+// Writes values[0 .. Count-1] (rounded to T) to row[slot ..], leaving out slots at or past `limit`: one vector
+// store where the run is whole and aligned, else one store per element.
+template <typename T, int Count>
+__device__ __forceinline__ void store_run(T *row, int64_t slot, int64_t limit, const float (&values)[Count]) {
+  static_assert(Count == 2 || Count == 4, "runs of 2 or 4 elements");
+  T *target = row + slot;
+  if (slot + Count <= limit && reinterpret_cast<uintptr_t>(target) % (Count * sizeof(T)) == 0) {
+    if constexpr (Count == 2) {
+      *reinterpret_cast<uint32_t *>(target) = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
+    } else {
+      const uint32_t low = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
+      const uint32_t high = pack_bits(rounded_bits<T>(values[2]), rounded_bits<T>(values[3]));
+      *reinterpret_cast<uint2 *>(target) = make_uint2(low, high);
+    }
+  } else {
+    for (int c = 0; c < Count; ++c) {
+      if (slot + c < limit) target[c] = from_float<T>(values[c]);
+    }
+  }
+}
+
+// Elements slot and slot + 1 of a row of `limit` elements as a fragment register (low element first); elements
+// past the end, and every element of a row that does not exist (row == nullptr), read as 0. One 4-byte load where
+// the pair is whole and aligned.
+template <typename T>
+__device__ __forceinline__ uint32_t load_pair(const T *row, int64_t slot, int64_t limit) {
+  if (row == nullptr) return 0u;
+  const T *source = row + slot;
+  if (slot + 1 < limit && reinterpret_cast<uintptr_t>(source) % 4 == 0) {
+    return *reinterpret_cast<const uint32_t *>(source);
+  }
+  const uint16_t low = slot < limit ? bits_of(row[slot]) : uint16_t{0};
+  const uint16_t high = slot + 1 < limit ? bits_of(row[slot + 1]) : uint16_t{0};
+  return pack_bits(low, high);
+}
+
+}  // namespace staged
+}  // namespace dfss

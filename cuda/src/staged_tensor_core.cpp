@@ -1,0 +1,139 @@
+// The staged entry points' fast kernels (tensor_core_kernels.h): which calls they take, and the dispatch to the
+// instantiation of the call's dtype and head dim. A call they decline runs on the reference kernels.
+//
+// sddmm_prune and spmm take float16 / bfloat16 calls of every pattern on devices of compute capability 8.0 and
+// later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v). compressed_softmax takes every
+// call on every device (it uses no tensor cores).
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+
+#include "staged_fragments.h"
+#include "staged_tensor_core.h"
+#include "tensor_core_kernels.h"
+
+namespace dfss {
+namespace {
+
+struct DeviceFacts {
+  int compute_major;
+  int multiprocessors;
+};
+
+// The current device's compute capability and multiprocessor count, read once per device. false when they cannot
+// be read: the call is then declined, and the reference kernel reports the error.
+bool current_device_facts(DeviceFacts *facts) {
+  constexpr int kCachedDevices = 64;
+  static std::atomic<int> cached_major[kCachedDevices];  // 0 until read
+  static std::atomic<int> cached_multiprocessors[kCachedDevices];
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  const bool cacheable = device >= 0 && device < kCachedDevices;
+  if (cacheable && cached_major[device].load(std::memory_order_acquire) != 0) {
+    facts->compute_major = cached_major[device].load(std::memory_order_acquire);
+    facts->multiprocessors = cached_multiprocessors[device].load(std::memory_order_acquire);
+    return true;
+  }
+  int major = 0;
+  int multiprocessors = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || major <= 0) {
+    return false;
+  }
+  if (cacheable) {
+    cached_multiprocessors[device].store(multiprocessors, std::memory_order_release);
+    cached_major[device].store(major, std::memory_order_release);  // published last: it marks the entry as read
+  }
+  facts->compute_major = major;
+  facts->multiprocessors = multiprocessors;
+  return true;
+}
+
+bool has_tensor_core_kernels() {
+  DeviceFacts facts;
+  return current_device_facts(&facts) && facts.compute_major >= 8;
+}
+
+bool is_16_bit(dfss_dtype dtype) { return dtype == DFSS_DTYPE_FLOAT16 || dtype == DFSS_DTYPE_BFLOAT16; }
+
+bool has_instantiation(int64_t head_dim) {
+  for (const int instantiated : kStagedHeadDims) {
+    if (head_dim == instantiated) return true;
+  }
+  return false;
+}
+
+// cp.async moves rows in 16-byte pieces: the base pointer and every stride but the column's (8 elements of 16 bits).
+bool rows_of_16_bytes(const void *pointer, const Strides4 &strides) {
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides.batch % 8 == 0 && strides.head % 8 == 0 &&
+         strides.row % 8 == 0;
+}
+
+// Calls launch<Dtype, HeadDim>() for the call's dtype (16-bit) and a head dim of kStagedHeadDims.
+template <template <dfss_dtype, int> class Launch, typename... Args>
+dfss_status dispatch_instantiation(dfss_dtype dtype, int64_t head_dim, Args &&...args) {
+  const bool half = dtype == DFSS_DTYPE_FLOAT16;
+  switch (head_dim) {
+    case 16: return half ? Launch<DFSS_DTYPE_FLOAT16, 16>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 16>::run(args...);
+    case 32: return half ? Launch<DFSS_DTYPE_FLOAT16, 32>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 32>::run(args...);
+    case 64: return half ? Launch<DFSS_DTYPE_FLOAT16, 64>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 64>::run(args...);
+    case 96: return half ? Launch<DFSS_DTYPE_FLOAT16, 96>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 96>::run(args...);
+    case 128:
+      return half ? Launch<DFSS_DTYPE_FLOAT16, 128>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 128>::run(args...);
+    default: return DFSS_ERROR_INTERNAL;  // has_instantiation was checked before
+  }
+}
+
+template <dfss_dtype Dtype, int HeadDim>
+struct SddmmPruneLaunch {
+  static dfss_status run(const AttentionCall &call, const void *q, const void *k, void *values, uint32_t *metadata) {
+    return launch_sddmm_prune_tensor_core<Dtype, HeadDim>(call, q, k, values, metadata);
+  }
+};
+
+template <dfss_dtype Dtype, int HeadDimV>
+struct SpmmLaunch {
+  static dfss_status run(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
+                         void *out) {
+    return launch_spmm_tensor_core<Dtype, HeadDimV>(call, probs, metadata, v, out);
+  }
+};
+
+}  // namespace
+
+int64_t staged_grid_blocks(const AttentionShape &shape) {
+  const int64_t row_tiles = (shape.seq_q + staged::kTileRows - 1) / staged::kTileRows;
+  return row_tiles * shape.batch * shape.heads_q;
+}
+
+bool sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
+                             uint32_t *metadata, dfss_status *status) {
+  const AttentionShape &shape = call.shape;
+  if (!is_16_bit(shape.dtype) || !has_instantiation(shape.head_dim)) return false;
+  if (!rows_of_16_bytes(q, shape.q) || !rows_of_16_bytes(k, shape.k)) return false;
+  if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
+  *status = dispatch_instantiation<SddmmPruneLaunch>(shape.dtype, shape.head_dim, call, q, k, values, metadata);
+  return true;
+}
+
+bool compressed_softmax_tensor_core(const AttentionCall &call, const void *values_in, void *values_out, float *lse,
+                                    dfss_status *status) {
+  DeviceFacts facts;
+  if (!current_device_facts(&facts)) return false;
+  *status = launch_compressed_softmax_fast(call, values_in, values_out, lse, facts.multiprocessors);
+  return true;
+}
+
+bool spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
+                      void *out, dfss_status *status) {
+  const AttentionShape &shape = call.shape;
+  if (!is_16_bit(shape.dtype) || !has_instantiation(shape.head_dim_v)) return false;
+  if (!rows_of_16_bytes(v, shape.v)) return false;
+  if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
+  *status = dispatch_instantiation<SpmmLaunch>(shape.dtype, shape.head_dim_v, call, probs, metadata, v, out);
+  return true;
+}
+
+}  // namespace dfss

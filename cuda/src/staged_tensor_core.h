@@ -1,0 +1,35 @@
+// The launchers of the staged tensor-core kernels, one explicit instantiation per (dtype, head dim) in its own
+// file (sddmm_prune_tensor_core_<dtype>_d<D>.cu, spmm_tensor_core_<dtype>_d<D>.cu) so that they compile in
+// parallel. staged_tensor_core.cpp decides which call they take (tensor_core_kernels.h) and calls them.
+#pragma once
+
+#include <cstdint>
+
+#include "dfss.h"
+#include "validate.h"
+
+namespace dfss {
+
+// Head dims (D of sddmm_prune, Dv of spmm) with an instantiation.
+constexpr int kStagedHeadDims[] = {16, 32, 64, 96, 128};
+
+// Each launches on call.stream and returns the launch status. Preconditions (checked by the caller): a device of
+// compute capability 8.0 or later; dtype float16 or bfloat16; q / k (v) base pointers 16-byte aligned and their
+// batch, head and row strides multiples of 8 elements; at most INT32_MAX thread blocks (staged_grid_blocks).
+template <dfss_dtype Dtype, int HeadDim>
+dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
+                                           uint32_t *metadata);
+
+template <dfss_dtype Dtype, int HeadDimV>
+dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
+                                    const void *v, void *out);
+
+// Thread blocks of the sddmm_prune and spmm grids: one per 64 query rows of each (batch, query head).
+int64_t staged_grid_blocks(const AttentionShape &shape);
+
+// Softmax over compressed rows for every dtype, one warp per row, or one block per row when there are too few rows
+// to fill `multiprocessors` multiprocessors.
+dfss_status launch_compressed_softmax_fast(const AttentionCall &call, const void *values_in, void *values_out,
+                                           float *lse, int multiprocessors);
+
+}  // namespace dfss

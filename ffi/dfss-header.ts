@@ -5,9 +5,9 @@
 // ignores.
 
 export const DFSS_VERSION_MAJOR = 0;
-export const DFSS_VERSION_MINOR = 1;
+export const DFSS_VERSION_MINOR = 2;
 export const DFSS_VERSION_PATCH = 0;
-export const DFSS_ABI_VERSION = 1;
+export const DFSS_ABI_VERSION = 2;
 
 export const DFSS_ENUMS = {
   dfss_status: {
@@ -74,6 +74,12 @@ export const DFSS_STRUCTS = {
     ['const int32_t *', 'seqlens_k'],
     ['dfss_stream', 'stream'],
   ],
+  dfss_backward_strides: [
+    ['int64_t[4]', 'dout_strides'],
+    ['int64_t[4]', 'dq_strides'],
+    ['int64_t[4]', 'dk_strides'],
+    ['int64_t[4]', 'dv_strides'],
+  ],
 } as const satisfies Record<string, ReadonlyArray<readonly [string, string]>>;
 
 /** Every DFSS_API function by name, in header order. */
@@ -115,4 +121,10 @@ export const DFSS_PROTOTYPES = {
   dfss_spmm:
     'dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *probs, const uint32_t *metadata, ' +
     'const void *v, void *out)',
+  dfss_attention_backward_workspace_size:
+    'dfss_status dfss_attention_backward_workspace_size(const dfss_attention_desc *desc, _Out_ uint64_t *bytes)',
+  dfss_attention_backward:
+    'dfss_status dfss_attention_backward(const dfss_attention_desc *desc, const dfss_backward_strides *strides, ' +
+    'const void *q, const void *k, const void *v, const void *out, const void *dout, const float *lse, ' +
+    'void *dq, void *dk, void *dv, void *workspace, uint64_t workspace_bytes)',
 } as const;

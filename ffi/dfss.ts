@@ -101,6 +101,14 @@ export interface AttentionDesc {
   stream: Address;
 }
 
+/** dfss_backward_strides as koffi encodes it: the layouts of dout, dq, dk and dv (cuda/include/dfss.h). */
+export interface BackwardStrides {
+  dout_strides: Strides;
+  dq_strides: Strides;
+  dk_strides: Strides;
+  dv_strides: Strides;
+}
+
 /** Every function of dfss.h, with koffi's argument conventions. */
 export interface DfssFunctions {
   dfss_status_string(status: DfssStatus): string;
@@ -142,6 +150,23 @@ export interface DfssFunctions {
   dfss_sddmm_prune(desc: AttentionDesc, q: Memory, k: Memory, values: Memory, metadata: Memory): DfssStatus;
   dfss_compressed_softmax(desc: AttentionDesc, values_in: Memory, values_out: Memory, lse: Memory): DfssStatus;
   dfss_spmm(desc: AttentionDesc, probs: Memory, metadata: Memory, v: Memory, out: Memory): DfssStatus;
+  dfss_attention_backward_workspace_size(desc: AttentionDesc, bytes: Out<number> | BigUint64Array): DfssStatus;
+  /** strides: null gives dout, dq, dk, dv the strides of out, q, k, v in desc. */
+  dfss_attention_backward(
+    desc: AttentionDesc,
+    strides: BackwardStrides | null,
+    q: Memory,
+    k: Memory,
+    v: Memory,
+    out: Memory,
+    dout: Memory,
+    lse: Memory,
+    dq: Memory,
+    dk: Memory,
+    dv: Memory,
+    workspace: Memory,
+    workspace_bytes: Size,
+  ): DfssStatus;
 }
 
 type FunctionName = keyof DfssFunctions;
@@ -158,6 +183,7 @@ export type DfssAsyncFunctions = {
 export interface DfssTypes {
   readonly dfss_attention_desc: TypeObject;
   readonly dfss_device_info: TypeObject;
+  readonly dfss_backward_strides: TypeObject;
 }
 
 export interface DfssLibrary extends DfssFunctions {
@@ -220,7 +246,11 @@ function declareTypes(): DfssTypes {
   for (const [name, type] of Object.entries(DFSS_TYPEDEFS)) koffi.alias(name, type);
   const struct = (name: keyof typeof DFSS_STRUCTS) =>
     koffi.struct(name, Object.fromEntries(DFSS_STRUCTS[name].map(([type, field]) => [field, type])));
-  return { dfss_device_info: struct('dfss_device_info'), dfss_attention_desc: struct('dfss_attention_desc') };
+  return {
+    dfss_device_info: struct('dfss_device_info'),
+    dfss_attention_desc: struct('dfss_attention_desc'),
+    dfss_backward_strides: struct('dfss_backward_strides'),
+  };
 }
 
 function bind(handle: LibraryHandle, path: string): DfssLibrary {

@@ -1,6 +1,6 @@
 // The public operations: fused attention and the paper's three staged steps, on the backend the caller picks.
 // Results live on the device of the inputs: host tensors in, host tensors out, whichever backend ran.
-import type { Backend, BackendChoice, BackendName } from './backend.js';
+import type { AttentionGradients, Backend, BackendChoice, BackendName } from './backend.js';
 import { cpuBackend } from './cpu/backend.js';
 import { cudaBackend } from './cuda/backend.js';
 import { cudaStatus, requireCuda } from './cuda/runtime.js';
@@ -13,6 +13,7 @@ import { type Device, Tensor } from './tensor.js';
 import {
   type AttentionOptions,
   attentionProblem,
+  backwardProblem,
   checkBackendChoice,
   checkOperand,
   checkOptions,
@@ -20,6 +21,7 @@ import {
 } from './validate.js';
 
 export type { AttentionOptions } from './validate.js';
+export type { AttentionGradients } from './backend.js';
 
 /** Whether libdfss implements this dtype and pattern (dfss.h); the CPU backend implements every N:M. */
 export function cudaSupports(dtype: DType, pattern: Pattern | null): boolean {
@@ -96,6 +98,101 @@ export async function attention(q: Tensor, k: Tensor, v: Tensor, options?: Atten
 export async function attentionWithLse(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): Promise<{ out: Tensor; lse: Tensor }> {
   const { out, lse } = await forward(q, k, v, options, true);
   return { out, lse: lse! };
+}
+
+/**
+ * The gradients of attention(q, k, v, options) for the gradient `dout` of its output: dq, dk and dv (in the
+ * dtype, contiguous, on the inputs' device; with grouped-query attention dk and dv sum over the query heads of
+ * each kv head). `out` and `lse` are the forward's (attentionWithLse) and `options` must be the forward's: the
+ * backward recomputes the scores and makes the forward's N:M choice, which it holds fixed (gradients flow to the
+ * kept scores only; rows with nothing left give zero gradients). dout has out's shape and dtype, any strides.
+ */
+export async function attentionBackward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  dout: Tensor,
+  lse: Tensor,
+  options?: AttentionOptions,
+): Promise<AttentionGradients> {
+  const o = checkOptions(options);
+  const tq = checkOperand(q, 'q', '[B, Hq, Nq, D]');
+  const tk = checkOperand(k, 'k', '[B, Hk, Nk, D]');
+  const tv = checkOperand(v, 'v', '[B, Hk, Nk, Dv]');
+  const tout = checkOperand(out, 'out', '[B, Hq, Nq, Dv]');
+  const tdout = checkOperand(dout, 'dout', '[B, Hq, Nq, Dv]');
+  const tlse = Tensor.check(lse, 'lse');
+  sameDevice({ q: tq, k: tk, v: tv, out: tout, dout: tdout, lse: tlse });
+  const problem = backwardProblem(tq, tk, tv, tout, tdout, tlse, o);
+  const backend = backendFor(o.backend, tq.device, problem);
+  return onBackend(backend, tq.device, [tq, tk, tv, tout, tdout, tlse], ([a, b, c, d, e, f]) =>
+    backend.attentionBackward(problem, { q: a, k: b, v: c, out: d, dout: e, lse: f }),
+  );
+}
+
+/** The options as they were at the forward: later changes to the caller's object or arrays do not reach them. */
+function snapshot(options: AttentionOptions | undefined): AttentionOptions {
+  const copy: AttentionOptions = { ...checkOptions(options) };
+  if (copy.seqlensQ) copy.seqlensQ = Array.from(copy.seqlensQ);
+  if (copy.seqlensK) copy.seqlensK = Array.from(copy.seqlensK);
+  return copy;
+}
+
+/**
+ * One attention call of a training step: its output and what its backward needs. Made by attentionForTraining;
+ * holds references to q, k and v (they must stay live until backward), owns out and lse.
+ */
+export class AttentionContext {
+  readonly #q: Tensor;
+  readonly #k: Tensor;
+  readonly #v: Tensor;
+  readonly #options: AttentionOptions;
+
+  /** @internal Use attentionForTraining. */
+  constructor(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    /** The attention's output [B, Hq, Nq, Dv]. */
+    readonly out: Tensor,
+    /** The log-sum-exp of each row [B, Hq, Nq] (float32). */
+    readonly lse: Tensor,
+    options: AttentionOptions,
+  ) {
+    this.#q = q;
+    this.#k = k;
+    this.#v = v;
+    this.#options = options;
+  }
+
+  /** dq, dk and dv for dout, the gradient of out (attentionBackward with the forward's tensors and options). */
+  backward(dout: Tensor): Promise<AttentionGradients> {
+    return attentionBackward(this.#q, this.#k, this.#v, this.out, dout, this.lse, this.#options);
+  }
+
+  /** Frees out and lse. */
+  dispose(): void {
+    this.out.dispose();
+    this.lse.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * The forward of a training step: attention(q, k, v, options), returned as an AttentionContext whose
+ * backward(dout) gives dq, dk and dv. The options are fixed at this call.
+ *
+ *   const ctx = await attentionForTraining(q, k, v, { pattern: '2:4', causal: true });
+ *   const { dq, dk, dv } = await ctx.backward(dout); // dout: the loss's gradient of ctx.out
+ */
+export async function attentionForTraining(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): Promise<AttentionContext> {
+  const fixed = snapshot(options);
+  const { out, lse } = await attentionWithLse(q, k, v, fixed);
+  return new AttentionContext(q, k, v, out, lse, fixed);
 }
 
 /**

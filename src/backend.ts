@@ -2,6 +2,24 @@
 // an AttentionProblem, moves the tensors to the backend's device, and moves the results back.
 import type { AttentionProblem } from './problem.js';
 import type { Device, Tensor } from './tensor.js';
+import type { BackwardProblem } from './validate.js';
+
+/** What the backward reads: the forward's inputs, its out and lse, and dout, the gradient of out. */
+export interface BackwardInputs {
+  readonly q: Tensor;
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly out: Tensor;
+  readonly dout: Tensor;
+  readonly lse: Tensor;
+}
+
+/** Gradients of q, k and v, contiguous, in the dtype. (A type, not an interface: it is a record of tensors.) */
+export type AttentionGradients = {
+  readonly dq: Tensor;
+  readonly dk: Tensor;
+  readonly dv: Tensor;
+};
 
 export type BackendName = 'cpu' | 'cuda';
 export type BackendChoice = BackendName | 'auto';
@@ -18,4 +36,6 @@ export interface Backend {
   compressedSoftmax(problem: AttentionProblem, values: Tensor): Promise<{ probs: Tensor; lse: Tensor }>;
   /** out [B, Hq, Nq, Dv] contiguous. */
   spmm(problem: AttentionProblem, probs: Tensor, metadata: Tensor | null, v: Tensor): Promise<Tensor>;
+  /** The backward of attention (dfss.h, "backward"): dq [B, Hq, Nq, D], dk [B, Hk, Nk, D], dv [B, Hk, Nk, Dv]. */
+  attentionBackward(problem: BackwardProblem, inputs: BackwardInputs): Promise<AttentionGradients>;
 }

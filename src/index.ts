@@ -5,6 +5,10 @@ export { type Pattern, parsePattern, formatPattern } from './pattern.js';
 export {
   attention,
   attentionWithLse,
+  attentionBackward,
+  attentionForTraining,
+  AttentionContext,
+  type AttentionGradients,
   sddmmPrune,
   compressedSoftmax,
   spmm,

@@ -124,3 +124,39 @@ export function attentionProblem(q: Tensor, k: Tensor, v: Tensor | null, o: Reco
     outStrides: contiguousStrides([batch, headsQ, seqQ, headDimV]) as unknown as Strides4,
   };
 }
+
+/** The problem of attentionBackward: the forward's problem with out's own strides, and dout's. */
+export interface BackwardProblem extends AttentionProblem {
+  /** Element strides of dout [B, Hq, Nq, Dv], the gradient of out (outStrides are those of out as given). */
+  readonly doutStrides: Strides4;
+}
+
+/**
+ * The problem of attentionBackward(q, k, v, out, dout, lse): the forward's (attentionProblem), with out and dout
+ * [B, Hq, Nq, Dv] in the dtype and lse a contiguous float32 [B, Hq, Nq]. The tensors are live and checked by
+ * checkOperand / Tensor.check; their devices are compared by the caller.
+ */
+export function backwardProblem(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  dout: Tensor,
+  lse: Tensor,
+  o: Record<string, unknown>,
+): BackwardProblem {
+  const problem = attentionProblem(q, k, v, o);
+  const { batch, headsQ, seqQ, headDimV } = problem;
+  const outShape = [batch, headsQ, seqQ, headDimV];
+  for (const [name, t] of [['out', out], ['dout', dout]] as const) {
+    if (t.shape.some((size, axis) => size !== outShape[axis]))
+      throw new InvalidArgumentError(`${name}.shape`, `[${outShape.join(', ')}] ([B, Hq, Nq, Dv] of q and v)`, t.shape);
+  }
+  sameDType({ q, out, dout });
+  const lseShape = [batch, headsQ, seqQ];
+  if (lse.shape.length !== 3 || lse.shape.some((size, axis) => size !== lseShape[axis]))
+    throw new InvalidArgumentError('lse.shape', `[${lseShape.join(', ')}] ([B, Hq, Nq] of q)`, lse.shape);
+  if (lse.dtype !== 'float32') throw new InvalidArgumentError('lse.dtype', "'float32' (the forward's log-sum-exp)", lse.dtype);
+  if (!lse.isContiguous) throw new InvalidArgumentError('lse.strides', `contiguous strides [${contiguousStrides(lseShape).join(', ')}]`, lse.strides);
+  return { ...problem, outStrides: strides4(out), doutStrides: strides4(dout) };
+}

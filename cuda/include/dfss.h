@@ -75,9 +75,9 @@ extern "C" {
 
 /* Version of this header. The ABI version changes whenever a struct layout or a signature changes. */
 #define DFSS_VERSION_MAJOR 0
-#define DFSS_VERSION_MINOR 1
+#define DFSS_VERSION_MINOR 2
 #define DFSS_VERSION_PATCH 0
-#define DFSS_ABI_VERSION 1
+#define DFSS_ABI_VERSION 2
 
 typedef enum dfss_status {
   DFSS_SUCCESS = 0,
@@ -223,6 +223,52 @@ DFSS_API dfss_status dfss_compressed_softmax(const dfss_attention_desc *desc, co
  * dense). Uses desc's v and out strides. */
 DFSS_API dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *probs, const uint32_t *metadata,
                                const void *v, void *out);
+
+/* ----- backward ------------------------------------------------------------------------------------------
+ * Gradients of the fused forward attention for training. The N:M selection is a constant of the forward pass:
+ * gradients flow to the kept scores only, exactly as automatic differentiation of steps 1-7 above with the
+ * selection held fixed. The backward recomputes each row's scores with the forward's arithmetic (step 1 above),
+ * so it makes the forward's choice, and takes P from the forward's log-sum-exp. For each row i, with the
+ * kept, finite scores s_ij (other keys have p_ij = 0 and receive no gradient):
+ *   p_ij  = exp(s_ij - lse_i)
+ *   D_i   = sum_d dout_id * out_id                      (the forward's out, as stored)
+ *   dp_ij = sum_d dout_id * v_jd
+ *   ds_ij = p_ij * (dp_ij - D_i)
+ *   dq_i  = scale * sum_j ds_ij k_j
+ *   dk_j  = scale * sum_i ds_ij q_i                     (over the rows of every query head of the kv head)
+ *   dv_j  = sum_i p_ij dout_i                           (p rounded to the input dtype, as the forward used it)
+ * With grouped-query attention, dk and dv of kv head g sum over the query heads that read it. Masks and
+ * per-batch lengths are those of the forward (the same descriptor): rows with no finite score (lse_i = -inf)
+ * give dq_i = 0 and add nothing; keys that no row keeps (masked, past Nk_b, pruned everywhere) get dk = dv = 0.
+ * Every element of dq, dk and dv is written. Sums are float32, in an order fixed by the problem alone: the
+ * same inputs give the same bits on every run (no atomics). Outputs are in the input dtype. (Kernels on tensor
+ * cores may also round ds to the input dtype before its products with k and q, as they see it.)
+ */
+
+/* Element strides (batch, head, row, column; column stride 1) of the backward's gradient tensors. Pass NULL to
+ * dfss_attention_backward to give each the strides of its counterpart in the descriptor: dout those of out, dq
+ * of q, dk of k, dv of v. */
+typedef struct dfss_backward_strides {
+  int64_t dout_strides[4]; /* dout [B, Hq, Nq, Dv], the gradient of out */
+  int64_t dq_strides[4];   /* dq   [B, Hq, Nq, D] */
+  int64_t dk_strides[4];   /* dk   [B, Hk, Nk, D] */
+  int64_t dv_strides[4];   /* dv   [B, Hk, Nk, Dv] */
+} dfss_backward_strides;
+
+/* Bytes of device workspace that dfss_attention_backward needs for desc (always > 0). It depends only on the
+ * descriptor's sizes, dtype and pattern (not on the device, the strides or the lengths). Needs no device. */
+DFSS_API dfss_status dfss_attention_backward_workspace_size(const dfss_attention_desc *desc, uint64_t *bytes);
+
+/* Backward of dfss_attention_forward (semantics above) for the same desc, q, k, v, and the forward's out and
+ * lse (both required). dout is the gradient of out; dq, dk and dv receive the gradients of q, k and v.
+ * strides: the layouts of dout, dq, dk and dv, or NULL (see dfss_backward_strides). workspace: device memory of
+ * workspace_bytes >= dfss_attention_backward_workspace_size(desc) bytes, 16-byte aligned, used only during the
+ * call's work on desc->stream (it may be reused by later work on that stream). dq, dk, dv and the workspace must
+ * not overlap one another or any input. */
+DFSS_API dfss_status dfss_attention_backward(const dfss_attention_desc *desc, const dfss_backward_strides *strides,
+                                             const void *q, const void *k, const void *v, const void *out,
+                                             const void *dout, const float *lse, void *dq, void *dk, void *dv,
+                                             void *workspace, uint64_t workspace_bytes);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,13 @@ __device__ float warp_dot(const In *q_row, const In *k_row, int64_t n) {
   return partial;
 }
 
+// Step 1 for one allowed key: scale * (q_row . k_row). Every kernel that must make the forward's N:M choice again
+// (the reference backward) computes scores through this function, so they are the same bits.
+template <typename In>
+__device__ float scaled_score(const AttentionShape &shape, const In *q_row, const In *k_row) {
+  return shape.scale * warp_dot(q_row, k_row, shape.head_dim);
+}
+
 // Writes row `row` of the compressed scores: values_row[C] (kept scaled scores, -inf where masked or past the
 // end, stored as Value) and, unless dense, metadata_row[W]. seqlens_q / seqlens_k: device arrays [B] or
 // nullptr. tile_scores: shared memory of kScoreTileKeys floats. All threads of the block call it.
@@ -55,7 +62,7 @@ __device__ void sddmm_prune_row(const AttentionShape &shape, const In *q, const 
     for (int t = warp; t < tile_keys; t += warps) {
       const int64_t j = tile_start + t;
       float score = -INFINITY;
-      if (j < key_end) score = shape.scale * warp_dot(q_row, k_head + j * shape.k.row, shape.head_dim);
+      if (j < key_end) score = scaled_score(shape, q_row, k_head + j * shape.k.row);
       if (threadIdx.x % 32 == 0) tile_scores[t] = score;
     }
     __syncthreads();

@@ -35,7 +35,7 @@ dfss_status check_dimension(const char *field, int64_t value) {
 // A 4-d tensor of the descriptor: its name, the descriptor field of its strides, and its sizes.
 struct TensorOfDesc {
   const char *name;           // "q"
-  const char *strides_field;  // "q_strides"
+  const char *strides_field;  // "desc->q_strides"
   const char *shape_text;     // "[B, Hq, Nq, D]"
   int64_t sizes[4];
   const int64_t *strides;
@@ -59,12 +59,12 @@ bool elements_are_distinct(const TensorOfDesc &tensor) {
 dfss_status check_strides(const TensorOfDesc &tensor, dfss_dtype dtype, Strides4 *strides) {
   const int64_t *s = tensor.strides;
   if (s[3] != 1) {
-    return fail(DFSS_ERROR_INVALID_ARGUMENT, "desc->%s[3]: expected 1 (the column must be contiguous), got %lld",
+    return fail(DFSS_ERROR_INVALID_ARGUMENT, "%s[3]: expected 1 (the column must be contiguous), got %lld",
                 tensor.strides_field, static_cast<ll>(s[3]));
   }
   for (int d = 0; d < 3; ++d) {
     if (s[d] < 0) {
-      return fail(DFSS_ERROR_INVALID_ARGUMENT, "desc->%s[%d]: expected a value >= 0, got %lld", tensor.strides_field,
+      return fail(DFSS_ERROR_INVALID_ARGUMENT, "%s[%d]: expected a value >= 0, got %lld", tensor.strides_field,
                   d, static_cast<ll>(s[d]));
     }
   }
@@ -78,14 +78,14 @@ dfss_status check_strides(const TensorOfDesc &tensor, dfss_dtype dtype, Strides4
   int64_t span_bytes = 0;
   if (!fits || !multiply(span, element_bytes(dtype), &span_bytes)) {
     return fail(DFSS_ERROR_INVALID_ARGUMENT,
-                "desc->%s: expected strides whose largest byte offset of %s %s fits in int64, got [%lld, %lld, %lld, "
+                "%s: expected strides whose largest byte offset of %s %s fits in int64, got [%lld, %lld, %lld, "
                 "%lld]",
                 tensor.strides_field, tensor.name, tensor.shape_text, static_cast<ll>(s[0]), static_cast<ll>(s[1]),
                 static_cast<ll>(s[2]), static_cast<ll>(s[3]));
   }
   if (tensor.written && !elements_are_distinct(tensor)) {
     return fail(DFSS_ERROR_INVALID_ARGUMENT,
-                "desc->%s: expected strides that give every element of %s %s = [%lld, %lld, %lld, %lld] its own "
+                "%s: expected strides that give every element of %s %s = [%lld, %lld, %lld, %lld] its own "
                 "address, got [%lld, %lld, %lld, %lld]",
                 tensor.strides_field, tensor.name, tensor.shape_text, static_cast<ll>(tensor.sizes[0]),
                 static_cast<ll>(tensor.sizes[1]), static_cast<ll>(tensor.sizes[2]), static_cast<ll>(tensor.sizes[3]),
@@ -223,19 +223,19 @@ dfss_status validate_attention_desc(const dfss_attention_desc *desc, EntryPointU
   const int64_t B = desc->batch, Hq = desc->heads_q, Hk = desc->heads_kv;
   const int64_t Nq = desc->seq_q, Nk = desc->seq_k, D = desc->head_dim, Dv = desc->head_dim_v;
   if (uses.q) {
-    const TensorOfDesc q{"q", "q_strides", "[B, Hq, Nq, D]", {B, Hq, Nq, D}, desc->q_strides, false};
+    const TensorOfDesc q{"q", "desc->q_strides", "[B, Hq, Nq, D]", {B, Hq, Nq, D}, desc->q_strides, false};
     DFSS_RETURN_IF_ERROR(check_strides(q, result.dtype, &result.q));
   }
   if (uses.k) {
-    const TensorOfDesc k{"k", "k_strides", "[B, Hk, Nk, D]", {B, Hk, Nk, D}, desc->k_strides, false};
+    const TensorOfDesc k{"k", "desc->k_strides", "[B, Hk, Nk, D]", {B, Hk, Nk, D}, desc->k_strides, false};
     DFSS_RETURN_IF_ERROR(check_strides(k, result.dtype, &result.k));
   }
   if (uses.v) {
-    const TensorOfDesc v{"v", "v_strides", "[B, Hk, Nk, Dv]", {B, Hk, Nk, Dv}, desc->v_strides, false};
+    const TensorOfDesc v{"v", "desc->v_strides", "[B, Hk, Nk, Dv]", {B, Hk, Nk, Dv}, desc->v_strides, false};
     DFSS_RETURN_IF_ERROR(check_strides(v, result.dtype, &result.v));
   }
   if (uses.out) {
-    const TensorOfDesc out{"out", "out_strides", "[B, Hq, Nq, Dv]", {B, Hq, Nq, Dv}, desc->out_strides, true};
+    const TensorOfDesc out{"out", "desc->out_strides", "[B, Hq, Nq, Dv]", {B, Hq, Nq, Dv}, desc->out_strides, true};
     DFSS_RETURN_IF_ERROR(check_strides(out, result.dtype, &result.out));
   }
   DFSS_RETURN_IF_ERROR(check_compressed_size(result));
@@ -243,10 +243,45 @@ dfss_status validate_attention_desc(const dfss_attention_desc *desc, EntryPointU
   return DFSS_SUCCESS;
 }
 
+dfss_status validate_backward_strides(const dfss_attention_desc *desc, const dfss_backward_strides *strides,
+                                     const AttentionShape &shape, BackwardStrides *result) {
+  const int64_t B = shape.batch, Hq = shape.heads_q, Hk = shape.heads_kv;
+  const int64_t Nq = shape.seq_q, Nk = shape.seq_k, D = shape.head_dim, Dv = shape.head_dim_v;
+  // Without a strides struct each gradient takes the strides of its counterpart in the descriptor; those were
+  // checked as read tensors, so the gradients' own condition (distinct addresses) is checked here again.
+  const bool given = strides != nullptr;
+  const TensorOfDesc tensors[4] = {
+      {"dout", given ? "strides->dout_strides" : "desc->out_strides", "[B, Hq, Nq, Dv]", {B, Hq, Nq, Dv},
+       given ? strides->dout_strides : desc->out_strides, false},
+      {"dq", given ? "strides->dq_strides" : "desc->q_strides", "[B, Hq, Nq, D]", {B, Hq, Nq, D},
+       given ? strides->dq_strides : desc->q_strides, true},
+      {"dk", given ? "strides->dk_strides" : "desc->k_strides", "[B, Hk, Nk, D]", {B, Hk, Nk, D},
+       given ? strides->dk_strides : desc->k_strides, true},
+      {"dv", given ? "strides->dv_strides" : "desc->v_strides", "[B, Hk, Nk, Dv]", {B, Hk, Nk, Dv},
+       given ? strides->dv_strides : desc->v_strides, true},
+  };
+  BackwardStrides checked{};
+  Strides4 *targets[4] = {&checked.dout, &checked.dq, &checked.dk, &checked.dv};
+  for (int t = 0; t < 4; ++t) DFSS_RETURN_IF_ERROR(check_strides(tensors[t], shape.dtype, targets[t]));
+  *result = checked;
+  return DFSS_SUCCESS;
+}
+
+dfss_status check_workspace_bytes(uint64_t workspace_bytes, uint64_t needed, const char *size_function) {
+  if (workspace_bytes < needed) {
+    return fail(DFSS_ERROR_INVALID_ARGUMENT, "workspace_bytes: expected at least %llu (%s), got %llu",
+                static_cast<unsigned long long>(needed), size_function,
+                static_cast<unsigned long long>(workspace_bytes));
+  }
+  return DFSS_SUCCESS;
+}
+
 dfss_status validate_attention_call(const dfss_attention_desc *desc, EntryPointUses uses,
-                                    std::initializer_list<DevicePointerArgument> pointers, AttentionCall *call) {
+                                    std::initializer_list<DevicePointerArgument> pointers, AttentionCall *call,
+                                    const ShapeChecks &shape_checks) {
   AttentionShape shape;
   DFSS_RETURN_IF_ERROR(validate_attention_desc(desc, uses, &shape));
+  if (shape_checks) DFSS_RETURN_IF_ERROR(shape_checks(shape));
   for (const DevicePointerArgument &argument : pointers) {
     if (!is_ignored(argument, shape)) DFSS_RETURN_IF_ERROR(check_pointer_presence(argument, shape));
   }

@@ -6,6 +6,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <vector>
 
@@ -25,6 +27,8 @@ inline constexpr EntryPointUses kCompressedRowSizeUses{false, false, false, fals
 inline constexpr EntryPointUses kSddmmPruneUses{true, true, false, false, true};
 inline constexpr EntryPointUses kCompressedSoftmaxUses{false, false, false, false, false};
 inline constexpr EntryPointUses kSpmmUses{false, false, true, true, false};
+inline constexpr EntryPointUses kAttentionBackwardUses{true, true, true, true, true};
+inline constexpr EntryPointUses kBackwardWorkspaceSizeUses{false, false, false, false, false};
 
 // When a pointer argument may be NULL.
 enum class Presence { required, optional, required_unless_dense };
@@ -45,17 +49,34 @@ struct AttentionCall {
   cudaStream_t stream;
 };
 
+// The layouts of the backward's gradient tensors (dfss_backward_strides), after validation.
+struct BackwardStrides {
+  Strides4 dout, dq, dk, dv;
+};
+
+// An entry point's own checks of its other arguments against the validated shape, on the host only.
+using ShapeChecks = std::function<dfss_status(const AttentionShape &)>;
+
 // Checks the descriptor fields an entry point uses, on the host only (no device needed).
 dfss_status validate_attention_desc(const dfss_attention_desc *desc, EntryPointUses uses, AttentionShape *shape);
 
+// Checks the strides of dout, dq, dk and dv (strides NULL: those of out, q, k and v in the descriptor): column
+// stride 1, int64-addressable, and distinct addresses for the written gradients. Host only.
+dfss_status validate_backward_strides(const dfss_attention_desc *desc, const dfss_backward_strides *strides,
+                                      const AttentionShape &shape, BackwardStrides *result);
+
+// workspace_bytes >= needed; the message names size_function, which tells the caller the size.
+dfss_status check_workspace_bytes(uint64_t workspace_bytes, uint64_t needed, const char *size_function);
+
 // Checks everything an attention entry point is given, in this order, so that a bad call fails the same way on
 // machines with and without a GPU wherever the check needs no device:
-//   1. the descriptor fields (validate_attention_desc);
+//   1. the descriptor fields (validate_attention_desc), then shape_checks (if any) on the validated shape;
 //   2. the pointers: present where required, aligned to their element;
 //   3. the per-batch lengths (host arrays; with a device, first checked to be host memory);
 //   4. a device exists (else DFSS_ERROR_NO_DEVICE);
 //   5. the pointers are device memory of the current device.
 dfss_status validate_attention_call(const dfss_attention_desc *desc, EntryPointUses uses,
-                                    std::initializer_list<DevicePointerArgument> pointers, AttentionCall *call);
+                                    std::initializer_list<DevicePointerArgument> pointers, AttentionCall *call,
+                                    const ShapeChecks &shape_checks = nullptr);
 
 }  // namespace dfss

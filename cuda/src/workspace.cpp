@@ -8,7 +8,7 @@
 namespace dfss {
 
 StreamWorkspace::~StreamWorkspace() {
-  if (base_ == nullptr) return;
+  if (base_ == nullptr || !owned_) return;
   // A failure here can only follow a device error that the call has already reported.
   if (stream_ordered_) {
     (void)cudaFreeAsync(base_, stream_);

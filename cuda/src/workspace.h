@@ -1,5 +1,6 @@
 // Device memory that one library call needs for its own use (per-batch lengths, per-row scratch), allocated
-// and released in the order of the call's stream, so nothing waits for it.
+// and released in the order of the call's stream, so nothing waits for it; or carved from a workspace that
+// the caller passed in.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -23,6 +24,10 @@ class StreamWorkspace {
   }
 
   explicit StreamWorkspace(cudaStream_t stream) : stream_(stream) {}
+  // Carves the caller's device memory `memory` (validated to hold every carve) instead of allocating: allocate
+  // is not called, and the destructor frees nothing.
+  StreamWorkspace(cudaStream_t stream, void *memory)
+      : stream_(stream), base_(static_cast<char *>(memory)), owned_(false) {}
   ~StreamWorkspace();
   StreamWorkspace(const StreamWorkspace &) = delete;
   StreamWorkspace &operator=(const StreamWorkspace &) = delete;
@@ -30,7 +35,7 @@ class StreamWorkspace {
   // Reserves `bytes` (the sum of bytes_for of every carve); called once.
   dfss_status allocate(size_t bytes);
 
-  // The next `count` elements of the workspace, kAlignment-aligned.
+  // The next `count` elements of the workspace, at a multiple of kAlignment bytes from its start.
   template <typename T>
   T *carve(size_t count) {
     T *part = reinterpret_cast<T *>(base_ + used_);
@@ -46,6 +51,7 @@ class StreamWorkspace {
   char *base_ = nullptr;
   size_t used_ = 0;
   bool stream_ordered_ = false;  // cudaMallocAsync (else cudaMalloc)
+  bool owned_ = true;            // false: the caller's memory
 };
 
 }  // namespace dfss

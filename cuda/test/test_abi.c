@@ -5,8 +5,8 @@
  * row sizes, that invalid descriptors and arguments are refused with a message naming the field, and that
  * device functions answer DFSS_ERROR_NO_DEVICE where dfss_device_count finds no device.
  * Where a GPU exists: device queries, memory and streams, refusal of host pointers, and dense attention in
- * float32 and float16 (grouped-query heads, causal, per-batch lengths, log-sum-exp) against a naive
- * double-precision computation, with every output poisoned first.
+ * float32 and float16 (grouped-query heads, causal, per-batch lengths, log-sum-exp) and its backward against a
+ * naive double-precision computation, with every output poisoned first.
  *
  * Prints one line per failed check, 'skipped: ...' lines for what cannot run here, and closes with
  * 'N passed, N failed'. Exits non-zero when a check failed.
@@ -155,6 +155,17 @@ static void test_compressed_row_size(void) {
 
 /* ----- invalid descriptors: refused on the host, before any device is looked for -------------------------- */
 
+/* dfss_attention_backward on made-up, aligned, distinct addresses with a large enough workspace size: it must
+ * refuse `desc` with `want` and `message_part`. */
+static void check_backward_refused(const dfss_attention_desc *desc, dfss_status want, const char *message_part,
+                                   int line) {
+  char *base = (char *)(uintptr_t)0x100000;
+  check_status(dfss_attention_backward(desc, NULL, base, base + 0x10000, base + 0x20000, base + 0x30000,
+                                       base + 0x40000, (const float *)(base + 0x50000), base + 0x60000,
+                                       base + 0x70000, base + 0x80000, base + 0x90000, UINT64_MAX),
+               want, message_part, "dfss_attention_backward", line);
+}
+
 /* Runs every entry point that takes a descriptor; each must refuse `desc` with `want` and `message_part`. */
 static void check_desc_refused(const dfss_attention_desc *desc, dfss_status want, const char *message_part, int line) {
   /* distinct, aligned, non-NULL addresses; validation rejects the descriptor before they are touched */
@@ -171,6 +182,12 @@ static void check_desc_refused(const dfss_attention_desc *desc, dfss_status want
   check_status(dfss_spmm(desc, q, metadata, v, out), want, message_part, "dfss_spmm", line);
   check_status(dfss_compressed_row_size(desc, &values_per_row, &words), want, message_part,
                "dfss_compressed_row_size", line);
+  check_backward_refused(desc, want, message_part, line);
+  {
+    uint64_t bytes = 0;
+    check_status(dfss_attention_backward_workspace_size(desc, &bytes), want, message_part,
+                 "dfss_attention_backward_workspace_size", line);
+  }
 }
 
 /* Runs the entry points whose descriptor use includes a tensor's strides or the lengths. */
@@ -178,6 +195,7 @@ static void check_forward_refused(const dfss_attention_desc *desc, const char *m
   void *p = (void *)(uintptr_t)0x10000;
   check_status(dfss_attention_forward(desc, p, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, message_part,
                "dfss_attention_forward", line);
+  check_backward_refused(desc, DFSS_ERROR_INVALID_ARGUMENT, message_part, line);
 }
 
 static void test_invalid_descriptors(void) {
@@ -246,6 +264,17 @@ static void test_invalid_descriptors(void) {
                  "desc: expected a problem whose compressed values");
     CHECK_STATUS(dfss_compressed_softmax(&desc, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT,
                  "desc: expected a problem whose compressed values");
+    {
+      /* compressed values that fit, but query rows whose backward workspace (a float each) would not */
+      uint64_t bytes = 0;
+      desc.heads_q = (int64_t)1 << 27; /* 2^58 rows of one key */
+      desc.seq_q = 1;
+      desc.seq_k = 1;
+      desc.pattern = DFSS_PATTERN_DENSE;
+      CHECK_STATUS(dfss_compressed_row_size(&desc, &values, &words), DFSS_SUCCESS, "");
+      CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_ERROR_INVALID_ARGUMENT,
+                   "desc: expected a problem whose backward workspace fits in 2^64 - 1 bytes");
+    }
   }
 
   /* strides, checked by the entry points that read the tensor */
@@ -320,6 +349,119 @@ static void test_invalid_pointers(void) {
   }
 }
 
+/* ----- backward arguments: refused on the host where no device is needed --------------------------------- */
+
+/* The strides of desc's tensors as a dfss_backward_strides (what NULL stands for). */
+static dfss_backward_strides strides_of(const dfss_attention_desc *desc) {
+  dfss_backward_strides strides;
+  memcpy(strides.dout_strides, desc->out_strides, sizeof strides.dout_strides);
+  memcpy(strides.dq_strides, desc->q_strides, sizeof strides.dq_strides);
+  memcpy(strides.dk_strides, desc->k_strides, sizeof strides.dk_strides);
+  memcpy(strides.dv_strides, desc->v_strides, sizeof strides.dv_strides);
+  return strides;
+}
+
+static void test_backward_arguments(void) {
+  const dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+  /* q, k, v, out, dout, lse, dq, dk, dv, workspace: distinct, aligned, made-up addresses */
+  char *base = (char *)(uintptr_t)0x100000;
+  void *t[10];
+  const float *lse = (const float *)(base + 0x50000);
+  int32_t lengths[2] = {3, 100};
+  uint64_t bytes = 0, other_bytes = 0;
+  int device_count = 0;
+  const dfss_status device_status = dfss_device_count(&device_count);
+  const dfss_status valid_call_status = device_status == DFSS_SUCCESS ? DFSS_ERROR_INVALID_ARGUMENT : device_status;
+  dfss_backward_strides strides;
+  dfss_attention_desc other;
+  int i;
+  for (i = 0; i < 10; ++i) t[i] = base + 0x10000 * i;
+
+#define BACKWARD(d, s, q, k, v, out, dout, lse_, dq, dk, dv, ws, ws_bytes) \
+  dfss_attention_backward((d), (s), (q), (k), (v), (out), (dout), (lse_), (dq), (dk), (dv), (ws), (ws_bytes))
+
+  /* the workspace size: host only, > 0, from the sizes alone */
+  CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, NULL), DFSS_ERROR_INVALID_ARGUMENT,
+               "bytes: expected a pointer to a uint64_t, got NULL");
+  CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_SUCCESS, "");
+  CHECK(bytes > 0);
+  other = desc;
+  other.causal = 1;
+  other.seqlens_k = lengths;
+  other.q_strides[3] = 7; /* strides are not read by the size query */
+  CHECK_STATUS(dfss_attention_backward_workspace_size(&other, &other_bytes), DFSS_SUCCESS, "");
+  CHECK(other_bytes == bytes);
+  other = desc;
+  other.seq_q = 1000; /* a float per query row at least */
+  CHECK_STATUS(dfss_attention_backward_workspace_size(&other, &other_bytes), DFSS_SUCCESS, "");
+  CHECK(other_bytes >= bytes + 4 * 2 * 4 * (1000 - 8));
+
+  /* every pointer is required and aligned to its element */
+  CHECK_STATUS(BACKWARD(&desc, NULL, NULL, t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "q: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], NULL, t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "out: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], NULL, lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "dout: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], NULL, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "lse: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, NULL, t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "dq: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], NULL, t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "dk: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], NULL, t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "dv: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], NULL, bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "workspace: expected a device pointer, got NULL");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, base + 0x60001, t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "dq: expected an address that is a multiple of 2 bytes");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], (const float *)(base + 0x50002), t[6], t[7],
+                        t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "lse: expected an address that is a multiple of 4 bytes");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], base + 0x90008, bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "workspace: expected an address that is a multiple of 16 bytes");
+
+  /* the workspace must hold what the size query said */
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes - 1),
+               DFSS_ERROR_INVALID_ARGUMENT, "workspace_bytes: expected at least");
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], 0),
+               DFSS_ERROR_INVALID_ARGUMENT, "(dfss_attention_backward_workspace_size), got 0");
+
+  /* the gradients' strides: from the struct, or (NULL) those of their counterparts, which must then suit a
+   * written tensor */
+  strides = strides_of(&desc);
+  strides.dq_strides[3] = 2;
+  CHECK_STATUS(BACKWARD(&desc, &strides, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "strides->dq_strides[3]: expected 1 (the column must be contiguous)");
+  strides = strides_of(&desc);
+  strides.dout_strides[0] = -1;
+  CHECK_STATUS(BACKWARD(&desc, &strides, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "strides->dout_strides[0]: expected a value >= 0, got -1");
+  strides = strides_of(&desc);
+  strides.dk_strides[2] = 0;
+  CHECK_STATUS(BACKWARD(&desc, &strides, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "strides->dk_strides: expected strides that give every element of dk");
+  strides = strides_of(&desc);
+  strides.dv_strides[0] = INT64_MAX / 2;
+  CHECK_STATUS(BACKWARD(&desc, &strides, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "strides->dv_strides: expected strides whose largest byte offset");
+  other = desc;
+  other.k_strides[2] = 0; /* every key row of k at one address: fine to read, not for dk */
+  CHECK_STATUS(BACKWARD(&other, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "desc->k_strides: expected strides that give every element of dk");
+  CHECK_STATUS(dfss_attention_forward(&other, t[0], t[1], t[2], t[3], NULL), valid_call_status, NULL);
+
+  /* past the host checks: NO_DEVICE without a GPU; with one, the made-up addresses are not device memory */
+  strides = strides_of(&desc);
+  strides.dq_strides[1] = 64;     /* dq as [B, N, H, D] */
+  strides.dq_strides[2] = 4 * 64;
+  CHECK_STATUS(BACKWARD(&desc, &strides, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               valid_call_status, NULL);
+  CHECK_STATUS(BACKWARD(&desc, NULL, t[0], t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
+               valid_call_status, NULL);
+#undef BACKWARD
+}
+
 /* ----- devices ---------------------------------------------------------------------------------------------- */
 
 static void test_no_device(void) {
@@ -353,6 +495,13 @@ static void test_no_device(void) {
   CHECK_STATUS(dfss_sddmm_prune(&desc, p, p, p, (uint32_t *)p), DFSS_ERROR_NO_DEVICE, no_device);
   CHECK_STATUS(dfss_compressed_softmax(&desc, p, p, (float *)p), DFSS_ERROR_NO_DEVICE, no_device);
   CHECK_STATUS(dfss_spmm(&desc, p, (uint32_t *)p, p, p), DFSS_ERROR_NO_DEVICE, no_device);
+  {
+    uint64_t bytes = 0;
+    CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_SUCCESS, ""); /* host only */
+    CHECK_STATUS(dfss_attention_backward(&desc, NULL, p, p, p, p, p, (const float *)p, (char *)p + 0x10000,
+                                         (char *)p + 0x20000, (char *)p + 0x30000, (char *)p + 0x40000, bytes),
+                 DFSS_ERROR_NO_DEVICE, no_device);
+  }
 }
 
 /* Argument errors are reported as such with or without a device. */
@@ -426,48 +575,101 @@ typedef struct {
   const int32_t *seqlens_k;
 } dense_case;
 
+/* Probabilities of query row i of head h, batch b (dense, dfss.h steps 1-4 in double precision) into probs[Nk];
+ * returns the row's log-sum-exp, -inf (and all p = 0) when every key is masked. q, k: packed [B, H, N, D]. */
+static double naive_row_probabilities(const dense_case *c, const double *q, const double *k, int64_t b, int64_t h,
+                                      int64_t i, double *probs) {
+  const int64_t hk = h / (c->heads_q / c->heads_kv);
+  const int64_t valid_q = c->seqlens_q ? c->seqlens_q[b] : c->seq_q;
+  const int64_t valid_k = c->seqlens_k ? c->seqlens_k[b] : c->seq_k;
+  const int64_t row = (b * c->heads_q + h) * c->seq_q + i;
+  const double scale = (double)(float)(1.0 / sqrt((double)c->head_dim));
+  double max = -INFINITY, sum = 0.0;
+  int64_t j, d;
+  for (j = 0; j < c->seq_k; ++j) {
+    const int masked = i >= valid_q || j >= valid_k || (c->causal && j > i + (valid_k - valid_q));
+    double dot = 0.0;
+    for (d = 0; d < c->head_dim; ++d) {
+      dot += q[row * c->head_dim + d] * k[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim + d];
+    }
+    probs[j] = masked ? -INFINITY : scale * dot; /* the scores, until they become probabilities */
+    if (probs[j] > max) max = probs[j];
+  }
+  if (max == -INFINITY) {
+    for (j = 0; j < c->seq_k; ++j) probs[j] = 0.0;
+    return -INFINITY;
+  }
+  for (j = 0; j < c->seq_k; ++j) sum += exp(probs[j] - max);
+  for (j = 0; j < c->seq_k; ++j) probs[j] = exp(probs[j] - max) / sum;
+  return max + log(sum);
+}
+
 /* Naive dense attention of dfss.h's semantics in double precision from the inputs as stored (rounded). */
 static void naive_attention(const dense_case *c, const double *q, const double *k, const double *v, double *out,
                             double *lse) {
   const int64_t group = c->heads_q / c->heads_kv;
-  double *scores = malloc((size_t)c->seq_k * sizeof *scores);
+  double *probs = malloc((size_t)c->seq_k * sizeof *probs);
   int64_t b, h, i, j, d;
-  const double scale = (double)(float)(1.0 / sqrt((double)c->head_dim));
   for (b = 0; b < c->batch; ++b) {
-    const int64_t valid_q = c->seqlens_q ? c->seqlens_q[b] : c->seq_q;
-    const int64_t valid_k = c->seqlens_k ? c->seqlens_k[b] : c->seq_k;
     for (h = 0; h < c->heads_q; ++h) {
       const int64_t hk = h / group;
       for (i = 0; i < c->seq_q; ++i) {
         const int64_t row = (b * c->heads_q + h) * c->seq_q + i;
-        double max = -INFINITY, sum = 0.0;
-        for (j = 0; j < c->seq_k; ++j) {
-          const int masked = i >= valid_q || j >= valid_k || (c->causal && j > i + (valid_k - valid_q));
-          double dot = 0.0;
-          for (d = 0; d < c->head_dim; ++d) {
-            dot += q[row * c->head_dim + d] * k[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim + d];
-          }
-          scores[j] = masked ? -INFINITY : scale * dot;
-          if (scores[j] > max) max = scores[j];
-        }
+        lse[row] = naive_row_probabilities(c, q, k, b, h, i, probs);
         for (d = 0; d < c->head_dim_v; ++d) out[row * c->head_dim_v + d] = 0.0;
-        if (max == -INFINITY) {
-          lse[row] = -INFINITY;
-          continue;
-        }
-        for (j = 0; j < c->seq_k; ++j) sum += exp(scores[j] - max);
         for (j = 0; j < c->seq_k; ++j) {
-          const double p = exp(scores[j] - max) / sum;
-          if (p == 0.0) continue;
+          if (probs[j] == 0.0) continue;
           for (d = 0; d < c->head_dim_v; ++d) {
-            out[row * c->head_dim_v + d] += p * v[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim_v + d];
+            out[row * c->head_dim_v + d] += probs[j] * v[((b * c->heads_kv + hk) * c->seq_k + j) * c->head_dim_v + d];
           }
         }
-        lse[row] = max + log(sum);
       }
     }
   }
-  free(scores);
+  free(probs);
+}
+
+/* Gradients of sum(dout * out) for naive_attention (dfss.h, backward): dq, dk, dv packed [B, H, N, D]. */
+static void naive_attention_backward(const dense_case *c, const double *q, const double *k, const double *v,
+                                     const double *dout, double *dq, double *dk, double *dv) {
+  const int64_t group = c->heads_q / c->heads_kv;
+  const int64_t D = c->head_dim, Dv = c->head_dim_v;
+  const double scale = (double)(float)(1.0 / sqrt((double)D));
+  double *probs = malloc((size_t)c->seq_k * sizeof *probs);
+  double *out_row = malloc((size_t)Dv * sizeof *out_row);
+  int64_t b, h, i, j, d;
+  memset(dq, 0, (size_t)(c->batch * c->heads_q * c->seq_q * D) * sizeof *dq);
+  memset(dk, 0, (size_t)(c->batch * c->heads_kv * c->seq_k * D) * sizeof *dk);
+  memset(dv, 0, (size_t)(c->batch * c->heads_kv * c->seq_k * Dv) * sizeof *dv);
+  for (b = 0; b < c->batch; ++b) {
+    for (h = 0; h < c->heads_q; ++h) {
+      const int64_t hk = h / group;
+      for (i = 0; i < c->seq_q; ++i) {
+        const int64_t row = (b * c->heads_q + h) * c->seq_q + i;
+        double row_dot = 0.0;
+        if (naive_row_probabilities(c, q, k, b, h, i, probs) == -INFINITY) continue;
+        for (d = 0; d < Dv; ++d) out_row[d] = 0.0;
+        for (j = 0; j < c->seq_k; ++j) {
+          for (d = 0; d < Dv; ++d) out_row[d] += probs[j] * v[((b * c->heads_kv + hk) * c->seq_k + j) * Dv + d];
+        }
+        for (d = 0; d < Dv; ++d) row_dot += dout[row * Dv + d] * out_row[d];
+        for (j = 0; j < c->seq_k; ++j) {
+          const int64_t key = (b * c->heads_kv + hk) * c->seq_k + j;
+          double dp = 0.0, ds;
+          if (probs[j] == 0.0) continue;
+          for (d = 0; d < Dv; ++d) dp += dout[row * Dv + d] * v[key * Dv + d];
+          ds = probs[j] * (dp - row_dot);
+          for (d = 0; d < D; ++d) {
+            dq[row * D + d] += scale * ds * k[key * D + d];
+            dk[key * D + d] += scale * ds * q[row * D + d];
+          }
+          for (d = 0; d < Dv; ++d) dv[key * Dv + d] += probs[j] * dout[row * Dv + d];
+        }
+      }
+    }
+  }
+  free(probs);
+  free(out_row);
 }
 
 /* Random values rounded to the dtype: the device copy (bits) and the stored values as doubles. */
@@ -583,6 +785,130 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   free(q_host), free(k_host), free(v_host), free(out_host), free(lse_host);
 }
 
+/* Largest |got - want| / (atol + rtol |want|) over n gradient elements (> 1: out of tolerance; NaN counts as
+ * infinitely far). got is in the dtype; index maps element e of the packed [B, H, N, D] want to got's layout. */
+static double worst_ratio(dfss_dtype dtype, const void *got, const double *want, size_t n, double atol, double rtol,
+                          size_t (*index)(size_t element, const int64_t shape[4]), const int64_t shape[4]) {
+  double worst = 0.0;
+  size_t e;
+  for (e = 0; e < n; ++e) {
+    const double value = output_value(dtype, got, index(e, shape));
+    double ratio = fabs(value - want[e]) / (atol + rtol * fabs(want[e]));
+    if (isnan(ratio)) ratio = INFINITY;
+    if (ratio > worst) worst = ratio;
+  }
+  return worst;
+}
+
+static size_t packed_index(size_t element, const int64_t shape[4]) {
+  (void)shape;
+  return element;
+}
+
+/* Element e of a packed [B, H, N, D] tensor in a [B, N, H, D] buffer. */
+static size_t bnhd_index(size_t element, const int64_t shape[4]) {
+  const size_t d = element % (size_t)shape[3];
+  const size_t n = element / (size_t)shape[3] % (size_t)shape[2];
+  const size_t h = element / (size_t)(shape[3] * shape[2]) % (size_t)shape[1];
+  const size_t b = element / (size_t)(shape[3] * shape[2] * shape[1]);
+  return ((b * (size_t)shape[2] + n) * (size_t)shape[1] + h) * (size_t)shape[3] + d;
+}
+
+/* The backward of a dense case against naive_attention_backward: forward on the GPU for out and lse, then the
+ * backward with poisoned gradients. bnhd_gradients: dq, dk and dv in [B, N, H, D] buffers (through
+ * dfss_backward_strides), else the strides of q, k and v (strides NULL). */
+static void run_backward_case(const dense_case *c, const char *name, int bnhd_gradients, dfss_stream stream) {
+  const size_t element = c->dtype == DFSS_DTYPE_FLOAT32 ? 4 : 2;
+  const int64_t q_shape[4] = {c->batch, c->heads_q, c->seq_q, c->head_dim};
+  const int64_t k_shape[4] = {c->batch, c->heads_kv, c->seq_k, c->head_dim};
+  const int64_t v_shape[4] = {c->batch, c->heads_kv, c->seq_k, c->head_dim_v};
+  const size_t q_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim);
+  const size_t k_count = (size_t)(c->batch * c->heads_kv * c->seq_k * c->head_dim);
+  const size_t v_count = (size_t)(c->batch * c->heads_kv * c->seq_k * c->head_dim_v);
+  const size_t out_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim_v);
+  const size_t rows = (size_t)(c->batch * c->heads_q * c->seq_q);
+  const double atol = c->dtype == DFSS_DTYPE_FLOAT32 ? 1e-5 : 2e-3;
+  const double rtol = c->dtype == DFSS_DTYPE_FLOAT32 ? 1e-4 : 4e-3;
+  size_t (*index)(size_t, const int64_t[4]) = bnhd_gradients ? bnhd_index : packed_index;
+  double *q = malloc(q_count * sizeof *q), *k = malloc(k_count * sizeof *k), *v = malloc(v_count * sizeof *v);
+  double *dout = malloc(out_count * sizeof *dout);
+  double *want_dq = malloc(q_count * sizeof *want_dq), *want_dk = malloc(k_count * sizeof *want_dk);
+  double *want_dv = malloc(v_count * sizeof *want_dv);
+  void *q_host = make_input(c->dtype, q_count, q);
+  void *k_host = make_input(c->dtype, k_count, k);
+  void *v_host = make_input(c->dtype, v_count, v);
+  void *dout_host = make_input(c->dtype, out_count, dout);
+  void *dq_host = malloc(q_count * element), *dk_host = malloc(k_count * element), *dv_host = malloc(v_count * element);
+  void *q_device = device_copy_of(q_host, q_count * element);
+  void *k_device = device_copy_of(k_host, k_count * element);
+  void *v_device = device_copy_of(v_host, v_count * element);
+  void *dout_device = device_copy_of(dout_host, out_count * element);
+  void *out_device = NULL, *lse_device = NULL, *dq_device = NULL, *dk_device = NULL, *dv_device = NULL;
+  void *workspace = NULL;
+  uint64_t workspace_bytes = 0;
+  dfss_attention_desc desc;
+  dfss_backward_strides strides;
+  double worst_dq, worst_dk, worst_dv;
+
+  CHECK(q_device != NULL && k_device != NULL && v_device != NULL && dout_device != NULL);
+  CHECK_STATUS(dfss_malloc(&out_device, out_count * element), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&lse_device, rows * sizeof(float)), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&dq_device, q_count * element), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&dk_device, k_count * element), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&dv_device, v_count * element), DFSS_SUCCESS, "");
+  /* poison: all bits set is NaN in every dtype */
+  CHECK_STATUS(dfss_memset(dq_device, 0xFF, q_count * element, stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memset(dk_device, 0xFF, k_count * element, stream), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memset(dv_device, 0xFF, v_count * element, stream), DFSS_SUCCESS, "");
+
+  dfss_attention_desc_init(&desc, c->dtype, DFSS_PATTERN_DENSE, c->batch, c->heads_q, c->heads_kv, c->seq_q,
+                           c->seq_k, c->head_dim, c->head_dim_v);
+  desc.causal = c->causal;
+  desc.seqlens_q = c->seqlens_q;
+  desc.seqlens_k = c->seqlens_k;
+  desc.stream = stream;
+  CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &workspace_bytes), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_malloc(&workspace, workspace_bytes), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memset(workspace, 0xFF, workspace_bytes, stream), DFSS_SUCCESS, "");
+  strides = strides_of(&desc);
+  if (bnhd_gradients) {
+    strides.dq_strides[1] = c->head_dim;
+    strides.dq_strides[2] = c->heads_q * c->head_dim;
+    strides.dk_strides[1] = c->head_dim;
+    strides.dk_strides[2] = c->heads_kv * c->head_dim;
+    strides.dv_strides[1] = c->head_dim_v;
+    strides.dv_strides[2] = c->heads_kv * c->head_dim_v;
+  }
+  CHECK_STATUS(dfss_attention_forward(&desc, q_device, k_device, v_device, out_device, lse_device), DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_attention_backward(&desc, bnhd_gradients ? &strides : NULL, q_device, k_device, v_device,
+                                       out_device, dout_device, lse_device, dq_device, dk_device, dv_device,
+                                       workspace, workspace_bytes),
+               DFSS_SUCCESS, "");
+  CHECK_STATUS(dfss_memcpy(dq_host, dq_device, q_count * element, DFSS_MEMCPY_DEVICE_TO_HOST, stream), DFSS_SUCCESS,
+               "");
+  CHECK_STATUS(dfss_memcpy(dk_host, dk_device, k_count * element, DFSS_MEMCPY_DEVICE_TO_HOST, stream), DFSS_SUCCESS,
+               "");
+  CHECK_STATUS(dfss_memcpy(dv_host, dv_device, v_count * element, DFSS_MEMCPY_DEVICE_TO_HOST, stream), DFSS_SUCCESS,
+               "");
+
+  naive_attention_backward(c, q, k, v, dout, want_dq, want_dk, want_dv);
+  worst_dq = worst_ratio(c->dtype, dq_host, want_dq, q_count, atol, rtol, index, q_shape);
+  worst_dk = worst_ratio(c->dtype, dk_host, want_dk, k_count, atol, rtol, index, k_shape);
+  worst_dv = worst_ratio(c->dtype, dv_host, want_dv, v_count, atol, rtol, index, v_shape);
+  if (!(worst_dq <= 1.0 && worst_dk <= 1.0 && worst_dv <= 1.0)) {
+    ++failed_count;
+    printf("FAIL: dense backward %s: largest error / tolerance: dq %g, dk %g, dv %g\n", name, worst_dq, worst_dk,
+           worst_dv);
+  } else {
+    ++passed_count;
+  }
+
+  dfss_free(q_device), dfss_free(k_device), dfss_free(v_device), dfss_free(dout_device), dfss_free(out_device);
+  dfss_free(lse_device), dfss_free(dq_device), dfss_free(dk_device), dfss_free(dv_device), dfss_free(workspace);
+  free(q), free(k), free(v), free(dout), free(want_dq), free(want_dk), free(want_dv);
+  free(q_host), free(k_host), free(v_host), free(dout_host), free(dq_host), free(dk_host), free(dv_host);
+}
+
 static void test_device(int32_t count) {
   dfss_device_info info;
   int32_t current = -1;
@@ -648,6 +974,10 @@ static void test_device(int32_t count) {
     run_dense_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D", stream);
     run_dense_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", NULL);
     run_dense_case(&fp32_long_rows, "float32, rows longer than a score tile, Dv > block", stream);
+    run_backward_case(&fp32, "float32, grouped-query heads", 0, stream);
+    run_backward_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", 0, NULL);
+    run_backward_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D, [B, N, H, D] gradients", 1, stream);
+    run_backward_case(&fp32_long_rows, "float32, rows longer than a score tile, Dv > block", 1, stream);
   }
   CHECK_STATUS(dfss_stream_synchronize(stream), DFSS_SUCCESS, "");
   CHECK_STATUS(dfss_stream_destroy(stream), DFSS_SUCCESS, "");
@@ -665,6 +995,7 @@ int main(void) {
   test_invalid_descriptors();
   test_invalid_pointers();
   test_memory_argument_errors();
+  test_backward_arguments();
 
   status = dfss_device_count(&count);
   if (status == DFSS_SUCCESS) {
@@ -677,6 +1008,7 @@ int main(void) {
     test_no_device();
     skip("no CUDA device: device queries, memory and streams");
     skip("no CUDA device: dense attention against the naive computation (float32, float16)");
+    skip("no CUDA device: the dense backward against the naive computation (float32, float16)");
   }
 
   printf("%d passed, %d failed, %d skipped\n", passed_count, failed_count, skipped_count);

@@ -8,13 +8,12 @@ import { groupCount } from '../select.js';
 import {
   accumulateRow,
   allowedKeyCount,
-  computeScores,
+  keptScores,
   outputSpan,
   requireInputs,
   requireValidLengths,
   requireLength,
   RowScratch,
-  selectSlots,
   softmaxRow,
   validLength,
   writeRow,
@@ -48,7 +47,7 @@ export function attentionForward(
   const [osB, osH, osN] = problem.outStrides;
   const maxSlots = pattern === null ? seqK : groupCount(seqK, pattern.m) * pattern.n;
   const scratch = new RowScratch(seqK, maxSlots, headDimV);
-  const { scores, inGroup, keys, gathered, probs, exps, acc, liveRows, liveWeights, identity } = scratch;
+  const { probs, exps, acc, liveRows, liveWeights, identity } = scratch;
 
   for (let b = 0; b < batch; b++) {
     const validQ = validLength(problem.seqlensQ, b, seqQ);
@@ -63,26 +62,10 @@ export function attentionForward(
         let count = 0;
         let rowKeys = identity;
         if (allowed > 0) {
-          computeScores(q, b * qsB + h * qsH + i * qsN, k, kBase, ksN, headDim, allowed, scale32, scores);
-          let rowValues = scores;
-          count = allowed;
-          if (pattern !== null) {
-            // only groups that reach an allowed key can hold a finite score
-            const slots = groupCount(allowed, pattern.m) * pattern.n;
-            selectSlots(scores, allowed, pattern, slots, inGroup, keys);
-            count = 0;
-            for (let c = 0; c < slots; c++) {
-              const key = keys[c];
-              if (key < allowed) {
-                keys[count] = key;
-                gathered[count] = scores[key];
-                count++;
-              }
-            }
-            rowKeys = keys;
-            rowValues = gathered;
-          }
-          rowLse = softmaxRow(rowValues, 0, count, round, probs, 0, exps);
+          const kept = keptScores(q, b * qsB + h * qsH + i * qsN, k, kBase, ksN, headDim, allowed, scale32, pattern, scratch);
+          count = kept.count;
+          rowKeys = kept.keys;
+          rowLse = softmaxRow(kept.scores, 0, count, round, probs, 0, exps);
         }
         accumulateRow(probs, 0, rowKeys, count, seqK, v, vBase, vsN, headDimV, acc, liveRows, liveWeights);
         writeRow(acc, headDimV, round, out, b * osB + h * osH + i * osN);

@@ -4,6 +4,7 @@ import type { DType } from '../dtype.js';
 import type { AttentionProblem } from '../problem.js';
 import { Storage, Tensor, fromFloat32, toFloat32 } from '../tensor.js';
 import { attentionForward } from './attention.js';
+import { attentionBackward } from './backward.js';
 import { compressedSoftmax, sddmmPrune, spmm } from './staged.js';
 
 /** All of a host tensor's storage as float32 values, in storage order (so the tensor's strides still apply). */
@@ -50,5 +51,23 @@ export const cpuBackend: Backend = {
     const words = metadata ? (metadata.storage.hostElements('metadata') as Uint32Array) : null;
     const out = spmm(p, values(probs, 'probs'), words, values(v, 'v'));
     return hostTensor(p.dtype, out, outShape(p));
+  },
+
+  async attentionBackward(p, t) {
+    const g = attentionBackward(
+      p,
+      values(t.q, 'q'),
+      values(t.k, 'k'),
+      values(t.v, 'v'),
+      values(t.out, 'out'),
+      values(t.dout, 'dout'),
+      p.doutStrides,
+      values(t.lse, 'lse'),
+    );
+    return {
+      dq: hostTensor(p.dtype, g.dq, [p.batch, p.headsQ, p.seqQ, p.headDim]),
+      dk: hostTensor(p.dtype, g.dk, [p.batch, p.headsKv, p.seqK, p.headDim]),
+      dv: hostTensor(p.dtype, g.dv, [p.batch, p.headsKv, p.seqK, p.headDimV]),
+    };
   },
 };

@@ -1,5 +1,6 @@
 // The per-row steps of CPU attention (cuda/include/dfss.h, steps 1-7), shared by the fused forward
-// (attention.ts) and the staged operations (staged.ts) so that both compute exactly the same thing.
+// (attention.ts), the staged operations (staged.ts) and the backward (backward.ts) so that all compute exactly
+// the same thing.
 //
 // Arithmetic, chosen to match the GPU reference kernels:
 //   - scores: acc = fround(acc + q[d] * k[d]) for d = 0 .. D-1, then s = fround(acc * fround(scale)). For
@@ -173,6 +174,50 @@ export function selectSlots(
   if (allowed > 0) pruneRow(scores, 0, allowed, pattern, inGroup, 0);
   for (let c = liveSlots; c < slots; c++) inGroup[c] = c % n;
   slotKeys(inGroup, slots, n, m, keys);
+}
+
+/** The keys a row keeps, ascending, and their scores: keys[0 .. count) and scores[0 .. count). */
+export interface KeptRow {
+  readonly count: number;
+  readonly keys: Int32Array;
+  readonly scores: Float32Array;
+}
+
+/**
+ * Steps 1-3 of one row whose keys 0 .. allowed-1 are allowed (allowed >= 1; later keys are masked): the scores
+ * (computeScores, q at qBase, key j at kBase + j * kRowStride), then the keys the N:M choice keeps among the
+ * allowed ones (dense: all of them), with their scores. Masked keys are never returned, even where a group
+ * keeps them. The arrays are the scratch's, valid until its next use. The forward and the backward both take
+ * their rows from here, so they keep the same keys.
+ */
+export function keptScores(
+  q: Float32Array,
+  qBase: number,
+  k: Float32Array,
+  kBase: number,
+  kRowStride: number,
+  headDim: number,
+  allowed: number,
+  scale32: number,
+  pattern: Pattern | null,
+  scratch: RowScratch,
+): KeptRow {
+  const { scores, inGroup, keys, gathered, identity } = scratch;
+  computeScores(q, qBase, k, kBase, kRowStride, headDim, allowed, scale32, scores);
+  if (pattern === null) return { count: allowed, keys: identity, scores };
+  // only groups that reach an allowed key can hold a finite score
+  const slots = groupCount(allowed, pattern.m) * pattern.n;
+  selectSlots(scores, allowed, pattern, slots, inGroup, keys);
+  let count = 0;
+  for (let c = 0; c < slots; c++) {
+    const key = keys[c];
+    if (key < allowed) {
+      keys[count] = key;
+      gathered[count] = scores[key];
+      count++;
+    }
+  }
+  return { count, keys, scores: gathered };
 }
 
 /**

@@ -1,6 +1,7 @@
 // The CUDA backend: libdfss's entry points on device tensors, through ffi/.
 import {
   type AttentionDesc,
+  type BackwardStrides,
   DFSS_DTYPE_BFLOAT16,
   DFSS_DTYPE_FLOAT16,
   DFSS_DTYPE_FLOAT32,
@@ -15,7 +16,7 @@ import { UnsupportedError } from '../errors.js';
 import { compressedRowSize } from '../layout.js';
 import { formatPattern } from '../pattern.js';
 import type { AttentionProblem } from '../problem.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, contiguousStrides } from '../tensor.js';
 import { requireCuda } from './runtime.js';
 
 const DTYPE_CODES: Record<DType, number> = {
@@ -114,5 +115,49 @@ export const cudaBackend: Backend = {
       await lib.async.dfss_spmm(desc, address(probs, 'probs.values'), address(metadata, 'probs.metadata'), address(v, 'v'), address(out, 'out'));
       return out;
     });
+  },
+
+  async attentionBackward(p, t) {
+    const lib = requireCuda();
+    const desc = describe(lib, p);
+    const bytes: [number] = [0];
+    lib.check(lib.dfss_attention_backward_workspace_size(desc, bytes), 'dfss_attention_backward_workspace_size');
+    const dqShape = [p.batch, p.headsQ, p.seqQ, p.headDim];
+    const dkShape = [p.batch, p.headsKv, p.seqK, p.headDim];
+    const dvShape = [p.batch, p.headsKv, p.seqK, p.headDimV];
+    const strides: BackwardStrides = {
+      dout_strides: p.doutStrides,
+      dq_strides: contiguousStrides(dqShape),
+      dk_strides: contiguousStrides(dkShape),
+      dv_strides: contiguousStrides(dvShape),
+    };
+    // Freed when the call returns: dfss_free (cudaFree) waits for the work queued on the device first.
+    const workspace = Tensor.empty([Math.ceil(Number(bytes[0]) / 4)], 'uint32', 'cuda');
+    const gradients: Tensor[] = [];
+    try {
+      for (const shape of [dqShape, dkShape, dvShape]) gradients.push(Tensor.empty(shape, p.dtype, 'cuda'));
+      const [dq, dk, dv] = gradients;
+      await lib.async.dfss_attention_backward(
+        desc,
+        strides,
+        address(t.q, 'q'),
+        address(t.k, 'k'),
+        address(t.v, 'v'),
+        address(t.out, 'out'),
+        address(t.dout, 'dout'),
+        address(t.lse, 'lse'),
+        address(dq, 'dq'),
+        address(dk, 'dk'),
+        address(dv, 'dv'),
+        address(workspace, 'workspace'),
+        bytes[0],
+      );
+      return { dq, dk, dv };
+    } catch (error) {
+      for (const g of gradients) g.dispose();
+      throw error;
+    } finally {
+      workspace.dispose();
+    }
   },
 };

@@ -1,0 +1,217 @@
+// The CUDA backward (dfss_attention_backward) against the CPU backward, for every dtype, pattern and mask of the
+// GPU case grid (src/check/cases.ts) at odd sizes, with device outputs poisoned (NaN) so an unwritten element
+// shows: from the CPU forward's out and lse (the backward alone), and as a training step on the GPU
+// (attentionForTraining, then backward). Also: the same bits on a second run, and the forward's N:M choice kept
+// under exact ties. Where random scores put a group's N-th and (N+1)-th scores within float32 rounding of each
+// other, the CPU and the GPU may keep different keys: such rows (dq) and their groups' keys (dk, dv) are left out.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { attentionBackward, attentionForTraining, attentionWithLse, sddmmPrune } from '../src/attention.js';
+import { type Case, caseName, checkCases, freshSeed, makeInputs, tolerance } from '../src/check/cases.js';
+import { compareBits, compareClose } from '../src/check/compare.js';
+import { cudaStatus, poisonDeviceAllocations } from '../src/cuda/runtime.js';
+import { type DType } from '../src/dtype.js';
+import { decodeMetadata } from '../src/layout.js';
+import { parsePattern } from '../src/pattern.js';
+import { SeededRandom } from '../src/random.js';
+import { Tensor } from '../src/tensor.js';
+import type { AttentionOptions } from '../src/validate.js';
+
+const cuda = cudaStatus();
+const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
+if (skip) console.log(`# GPU backward tests skipped: ${skip}`);
+
+const seed = freshSeed();
+console.log(`# gpu-backward seed ${seed}`);
+
+// DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
+const small = process.env.DFSS_GPU_TESTS === 'small';
+const cases = checkCases({ large: !small }).filter((c) => !small || c.seqQ * c.seqK <= 100000);
+
+/** dout [B, Hq, Nq, Dv] of the case: normal values in the dtype, laid out like the case's other tensors. */
+function makeDout(c: Case, random: SeededRandom): Tensor {
+  const [B, H, N, D] = [c.batch, c.headsQ, c.seqQ, c.headDimV];
+  const values = random.normals(B * H * N * D);
+  if (!c.bnhd) return Tensor.fromArray(values, [B, H, N, D], { dtype: c.dtype });
+  const permuted = new Float32Array(values.length);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let n = 0; n < N; n++) for (let d = 0; d < D; d++) permuted[((b * N + n) * H + h) * D + d] = values[((b * H + h) * N + n) * D + d];
+  return Tensor.fromArray(permuted, [B, N, H, D], { dtype: c.dtype }).transpose(1, 2);
+}
+
+interface Undecided {
+  /** Query rows [B, Hq, Nq] with a near tie in some group. */
+  rows: Uint8Array;
+  /** Key rows [B, Hk, Nk] in a group with a near tie in some row. */
+  keys: Uint8Array;
+}
+
+/**
+ * Rows and keys whose N:M choice hangs on a near tie: a group whose N-th and (N+1)-th scores are within
+ * `relative` in the exact float32 scores (computed from float32 copies, dense, on the CPU).
+ */
+async function undecided(q: Tensor, k: Tensor, options: AttentionOptions, relative = 2e-5): Promise<Undecided> {
+  const [B, Hq, Nq] = q.shape;
+  const [, Hk, Nk] = k.shape;
+  const found: Undecided = { rows: new Uint8Array(B * Hq * Nq), keys: new Uint8Array(B * Hk * Nk) };
+  const pattern = parsePattern(options.pattern ?? null);
+  if (pattern === null) return found;
+  const q32 = Tensor.fromArray(await q.toFloat32Array(), q.shape, { dtype: 'float32' });
+  const k32 = Tensor.fromArray(await k.toFloat32Array(), k.shape, { dtype: 'float32' });
+  const dense = await sddmmPrune(q32, k32, { ...options, pattern: 'dense', backend: 'cpu' });
+  const scores = await dense.values.toFloat32Array();
+  const { n, m } = pattern;
+  const group = new Float64Array(m);
+  for (let row = 0; row < B * Hq * Nq; row++) {
+    const b = Math.floor(row / (Hq * Nq));
+    const hk = Math.floor((Math.floor(row / Nq) % Hq) / (Hq / Hk));
+    for (let start = 0; start < Nk; start += m) {
+      for (let p = 0; p < m; p++) group[p] = start + p < Nk ? scores[row * Nk + start + p] : -Infinity;
+      group.sort().reverse();
+      const kept = group[n - 1];
+      const dropped = group[n];
+      if (!(Number.isFinite(dropped) && kept - dropped <= relative * Math.max(1, Math.abs(kept)))) continue;
+      found.rows[row] = 1;
+      for (let j = start; j < Math.min(start + m, Nk); j++) found.keys[(b * Hk + hk) * Nk + j] = 1;
+    }
+  }
+  for (const t of [q32, k32, dense]) t.dispose();
+  return found;
+}
+
+function maxAbs(values: Float32Array): number {
+  let max = 0;
+  for (const x of values) max = Math.max(max, Math.abs(x));
+  return max;
+}
+
+interface Named {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+/**
+ * Asserts got (device) agrees with want (host) element by element: |got - want| <= atol * max(1, max |want|) +
+ * rtol * |want| (the absolute part scaled to the gradient's size: a gradient sums many terms), over the rows and
+ * keys the filters keep.
+ */
+async function assertGradientsClose(what: string, got: Named, want: Named, dtype: DType, skipRows?: Undecided): Promise<void> {
+  const { atol, rtol } = tolerance(dtype);
+  const failures: string[] = [];
+  for (const [name, rowFlags] of [['dq', skipRows?.rows], ['dk', skipRows?.keys], ['dv', skipRows?.keys]] as const) {
+    const g = await got[name].toFloat32Array();
+    const w = await want[name].toFloat32Array();
+    const rowLength = want[name].shape[3];
+    const use = rowFlags && ((row: number) => rowFlags[row] === 0);
+    const mismatch = compareClose(g, w, rowLength, atol * Math.max(1, maxAbs(w)), rtol, use);
+    if (mismatch.count > 0) failures.push(`${name}: ${mismatch.count} elements differ; first: ${mismatch.first}`);
+  }
+  assert.deepEqual(failures, [], what);
+}
+
+async function toDevice(tensors: Tensor[]): Promise<Tensor[]> {
+  const moved: Tensor[] = [];
+  for (const t of tensors) moved.push(await t.to('cuda'));
+  return moved;
+}
+
+test('CUDA backward agrees with the CPU backward', { skip }, async (t) => {
+  const random = new SeededRandom(seed);
+  poisonDeviceAllocations(0xff);
+  try {
+    for (const c of cases) {
+      await t.test(caseName(c), async () => {
+        const { q, k, v, options } = makeInputs(c, random);
+        const dout = makeDout(c, random);
+        const owned: { dispose(): void }[] = [q, k, v, dout];
+        try {
+          const skipRows = c.exact ? undefined : await undecided(q, k, options);
+          if (skipRows) {
+            const tied = skipRows.rows.reduce((a, b) => a + b, 0);
+            assert.ok(tied <= 0.25 * skipRows.rows.length, `${tied} of ${skipRows.rows.length} rows have near ties: too few left to compare`);
+          }
+          const cpuOptions = { ...options, backend: 'cpu' as const };
+          const gpuOptions = { ...options, backend: 'cuda' as const };
+          const forward = await attentionWithLse(q, k, v, cpuOptions);
+          owned.push(forward.out, forward.lse);
+          const want = await attentionBackward(q, k, v, forward.out, dout, forward.lse, cpuOptions);
+          owned.push(want.dq, want.dk, want.dv);
+
+          // The backward alone, on the CPU forward's out and lse.
+          const device = await toDevice([q, k, v, forward.out, dout, forward.lse]);
+          owned.push(...device);
+          const [dq, dk, dv, dOut, dDout, dLse] = device;
+          const got = await attentionBackward(dq, dk, dv, dOut, dDout, dLse, gpuOptions);
+          owned.push(got.dq, got.dk, got.dv);
+          assert.equal(got.dq.device, 'cuda');
+          await assertGradientsClose('backward', got, want, c.dtype, skipRows);
+
+          // Deterministic: a second run gives the same bits.
+          const again = await attentionBackward(dq, dk, dv, dOut, dDout, dLse, gpuOptions);
+          owned.push(again.dq, again.dk, again.dv);
+          for (const name of ['dq', 'dk', 'dv'] as const) {
+            const m = compareBits(await again[name].toRawArray(), await got[name].toRawArray(), 1);
+            assert.equal(m.count, 0, `${name} differs between two runs: ${m.first}`);
+          }
+
+          // A training step on the GPU: its own forward, then the backward of the context.
+          const ctx = await attentionForTraining(dq, dk, dv, gpuOptions);
+          owned.push(ctx);
+          const step = await ctx.backward(dDout);
+          owned.push(step.dq, step.dk, step.dv);
+          await assertGradientsClose('training step', step, want, c.dtype, skipRows);
+        } finally {
+          for (const x of owned) x.dispose();
+        }
+      });
+    }
+  } finally {
+    poisonDeviceAllocations(null);
+  }
+});
+
+test('the CUDA backward keeps exactly the keys the forward kept, ties included', { skip }, async (t) => {
+  const random = new SeededRandom(seed ^ 0x5eed);
+  const [B, H, Nk, D, Dv] = [2, 3, 257, 4, 2];
+  for (const dtype of ['float16', 'bfloat16', 'float32'] as const)
+    for (const pattern of dtype === 'float32' ? ['dense', '1:2'] : ['dense', '1:2', '2:4']) {
+      await t.test(`${dtype} ${pattern}`, async () => {
+        // Scores in {-1, -0.75, ..., 1}: exact everywhere, tied in most groups, p never below e^-2 / Nk.
+        const q = Tensor.fromArray(random.integers(B * H * D, -1, 1), [B, H, 1, D], { dtype });
+        const k = Tensor.fromArray(random.integers(B * H * Nk * D, -1, 1), [B, H, Nk, D], { dtype });
+        const v = Tensor.fromArray(random.normals(B * H * Nk * Dv), [B, H, Nk, Dv], { dtype });
+        const dout = Tensor.fromArray(new Float32Array(B * H * Dv).fill(1), [B, H, 1, Dv], { dtype });
+        const options: AttentionOptions = { pattern, scale: 0.25 };
+        const owned: { dispose(): void }[] = [q, k, v, dout];
+        try {
+          const scores = await sddmmPrune(q, k, { ...options, backend: 'cpu' });
+          owned.push(scores);
+          const device = await toDevice([q, k, v, dout]);
+          owned.push(...device);
+          const [dq, dk, dv, dDout] = device;
+          const ctx = await attentionForTraining(dq, dk, dv, { ...options, backend: 'cuda' });
+          owned.push(ctx);
+          const grads = await ctx.backward(dDout);
+          owned.push(grads.dq, grads.dk, grads.dv);
+          // One query row per (b, h) and dout = 1: dv of key j is round(p_j), non-zero exactly where j is kept.
+          const kept = new Uint8Array(B * H * Nk);
+          const parsed = parsePattern(pattern);
+          const slots = scores.values.shape[3];
+          const inGroup = parsed && decodeMetadata((await scores.metadata!.toRawArray()) as Uint32Array, B * H, slots, parsed.m);
+          for (let row = 0; row < B * H; row++)
+            for (let c = 0; c < slots; c++) {
+              const key = parsed ? Math.floor(c / parsed.n) * parsed.m + inGroup![row * slots + c] : c;
+              if (key < Nk) kept[row * Nk + key] = 1;
+            }
+          const dvValues = await grads.dv.toFloat32Array();
+          const nonZero = Array.from({ length: B * H * Nk }, (_, key) => (dvValues[key * Dv] !== 0 ? 1 : 0));
+          assert.deepEqual(nonZero, [...kept]);
+        } finally {
+          for (const x of owned) x.dispose();
+        }
+      });
+    }
+});

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The whole GPU check of one change, on a GPU host without Node.js: every test through the bundle (GPU tests
 # included), the C ABI test compiled against dfss.h and linked to the bundled libdfss.so, compute-sanitizer
-# memcheck and racecheck on the GPU kernel tests, the demo and the benchmark. Run from the checkout root after
+# memcheck and racecheck on the GPU kernel tests, the demo and the benchmarks. Run from the checkout root after
 # `make bundle` here; logs go to $OUT (or /tmp/dfss-gpu-check) and a summary table is printed last.
 #
 #   bash scripts/gpu-host-check.sh [step ...]
-#     steps: tests c-abi memcheck racecheck demo bench long (default: all); long is the N = 65,536 fused run
+#     steps: tests c-abi memcheck racecheck demo long (the default: all of these; long is the N = 65,536 fused
+#            run), and the benchmarks of bench/README.md, each named when wanted:
+#       bench     bench/python/bench_attention.py (PyTorch side by side; flags in $DFSS_BENCH_ARGS, e.g. --quick);
+#                 writes bench.log, attention-bench.json and attention-bench.md
+#       overhead  the call overhead from TypeScript over C (bench/call-overhead.sh)
+#       api       bench/attention.bench.ts through the bundle (the TypeScript API, DFSS against dense)
+# At most 8 files come back from $OUT: gpu.txt, one log per step, and bench's two reports.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +19,7 @@ bundle="$root/bundle/dfss-gpu"
 logs="${OUT:-/tmp/dfss-gpu-check}"
 mkdir -p "$logs"
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo bench long)
+[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo long)
 summary=()
 
 run_step() {
@@ -37,7 +43,13 @@ for step in "${steps[@]}"; do
     memcheck) run_step memcheck 900 "$bundle/run" sanitize --tool memcheck gpu-kernels ;;
     racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 "$bundle/run" sanitize --tool racecheck gpu-kernels ;;
     demo) run_step demo 300 "$bundle/run" demo ;;
-    bench) run_step bench 300 "$bundle/run" node "$bundle/dist/bench/attention.bench.js" ;;
+    bench)
+      # shellcheck disable=SC2086  # DFSS_BENCH_ARGS holds several flags
+      PYTHONUNBUFFERED=1 run_step bench 570 python3 "$root/bench/python/bench_attention.py" \
+        --lib "$bundle/lib/libdfss.so" --out "$logs" ${DFSS_BENCH_ARGS:-} ;;
+    overhead) run_step overhead 300 bash "$root/bench/call-overhead.sh" "$bundle/lib" "$bundle/run" node \
+      "$bundle/dist/bench/call-overhead.bench.js" ;;
+    api) run_step api 300 "$bundle/run" node "$bundle/dist/bench/attention.bench.js" ;;
     long) run_step long 300 "$bundle/run" node "$bundle/dist/bench/long-sequence.bench.js" ;;
     *) echo "gpu-host-check: unknown step $step" >&2; exit 2 ;;
   esac
@@ -47,5 +59,13 @@ echo "== $(head -2 "$logs/gpu.txt" | tail -1) =="
 tail -n 15 "$logs/c-abi.log" 2>/dev/null | grep -E 'passed|failed' | tail -1
 grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$logs"/memcheck.log "$logs"/racecheck.log 2>/dev/null
 cat "$logs/demo.log" 2>/dev/null | tail -8
-cat "$logs/bench.log" "$logs/long.log" 2>/dev/null
+# The harness prints its summary table last, from this line on; its progress lines stay in bench.log.
+if [[ -f "$logs/bench.log" ]]; then
+  if grep -q '^dfss attention bench: ' "$logs/bench.log"; then
+    sed -n '/^dfss attention bench: /,$p' "$logs/bench.log"
+  else
+    tail -n 8 "$logs/bench.log"
+  fi
+fi
+cat "$logs/overhead.log" "$logs/api.log" "$logs/long.log" 2>/dev/null
 printf '%s\n' "${summary[@]}"

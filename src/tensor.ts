@@ -20,7 +20,7 @@ export type Device = 'cpu' | 'cuda';
 export type ElementType = DType | 'uint32';
 export type HostElements = Uint16Array | Float32Array | Uint32Array;
 
-type Float16ArrayLike = ArrayLike<number> & { readonly BYTES_PER_ELEMENT: 2; readonly buffer: ArrayBufferLike };
+type Float16ArrayLike = ArrayLike<number> & { readonly [Symbol.toStringTag]: 'Float16Array'; readonly buffer: ArrayBufferLike };
 const Float16ArrayCtor: (new (buffer: ArrayBufferLike, offset?: number, length?: number) => Float16ArrayLike) | undefined =
   (globalThis as { Float16Array?: new (buffer: ArrayBufferLike, offset?: number, length?: number) => Float16ArrayLike })
     .Float16Array;

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, attention, attentionWithLse, backendInfo } from '../src/index.js';
@@ -11,41 +9,9 @@ import { encodeFloat16 } from '../src/dtype.js';
 import { SeededRandom } from '../src/random.js';
 import { parseArgs, parseChoice, parseFiniteNumber, parseInteger, parsePatternFlag, UsageError } from '../src/cli/args.js';
 import { encodeNpyFloat32, readNpy, writeNpyFloat32 } from '../src/cli/npy.js';
+import { assertFails, runCli, withTempDir } from './support/cli.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { encoding: 'utf8' }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Asserts a failed run: the exit status, one line on stderr that starts with "dfss: " and matches `pattern`. */
-function assertFails(result: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(result.code, code, `exit status (stderr: ${result.stderr})`);
-  assert.equal(result.stdout, '');
-  assert.match(result.stderr, /^dfss: [^\n]+\n$/, 'one line on stderr');
-  assert.match(result.stderr, pattern);
-}
-
-async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'dfss-cli-'));
-  try {
-    await body(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** A float16 .npy file of the given values (rounded to float16), written by hand as NumPy would. */
 function float16Npy(values: Float32Array, shape: number[]): Uint8Array {
@@ -282,7 +248,8 @@ test('dfss attention --backend cuda without a usable GPU is an error, not a CPU 
     const inputs = await writeInputs(dir, { q: [1, 1, 4, 8], k: [1, 1, 4, 8], v: [1, 1, 4, 8] }, 15);
     const out = join(dir, 'out.npy');
     const result = await runCli(['attention', inputs.q, inputs.k, inputs.v, '-o', out, '--backend', 'cuda']);
-    assertFails(result, 1, /cuda|CUDA|device|GPU/);
+    assertFails(result, 3, /cuda|CUDA|device|GPU/);
+    assert.match(result.stderr, /\(use --backend auto or cpu to run on the cpu; 'dfss info' shows what was found\)\n$/);
     assert.ok(!existsSync(out));
   });
 });
@@ -337,7 +304,7 @@ test('dfss demo: bad flags give one line and exit status 2', async () => {
 });
 
 test('dfss demo --backend cuda without a usable GPU is an error', { skip: CUDA_AVAILABLE && 'a CUDA device is available here' }, async () => {
-  assertFails(await runCli(['demo', '--backend', 'cuda']), 1, /cuda|CUDA|device|GPU/);
+  assertFails(await runCli(['demo', '--backend', 'cuda']), 3, /cuda|CUDA|device|GPU/);
 });
 
 // ----- help, version, dispatch -----------------------------------------------------------------------------
@@ -347,7 +314,10 @@ test('--help, <command> --help and --version', async () => {
   assert.equal(main.code, 0);
   assert.match(main.stdout, /dfss demo/);
   assert.match(main.stdout, /dfss attention q\.npy k\.npy v\.npy -o out\.npy/);
-  for (const command of ['demo', 'attention']) {
+  // The exit statuses are documented where every user looks first.
+  for (const status of ['0  success', '1  failure', '2  usage error', '3  no usable GPU']) assert.ok(main.stdout.includes(status), status);
+  for (const command of ['info', 'check', 'bench', 'demo', 'attention']) {
+    assert.match(main.stdout, new RegExp(`^  dfss ${command} `, 'm'));
     for (const flag of ['--help', '-h']) {
       const result = await runCli([command, flag]);
       assert.equal(result.code, 0);

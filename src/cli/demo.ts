@@ -7,7 +7,9 @@ import { formatPattern, type Pattern } from '../pattern.js';
 import { SeededRandom } from '../random.js';
 import { medianMs } from '../timing.js';
 import { BACKEND_CHOICES, parseArgs, parseChoice, parseInteger, parsePatternFlag, UsageError } from './args.js';
+import { attentionFlops, allowedPairs } from './flops.js';
 import { DEMO_HELP } from './help.js';
+import { formatTable } from './table.js';
 
 const FLAGS = {
   backend: { kind: 'string' },
@@ -101,7 +103,7 @@ async function demo(config: DemoConfig): Promise<string> {
     const error = compare(sparse.output, dense.output);
 
     const name = `dfss ${formatPattern(pattern)}`;
-    const flops = 4 * batch * heads * dim * allowedPairs(seq, seq, causal);
+    const flops = attentionFlops(batch, heads, seq, seq, dim, causal);
     const unit = backend === 'cuda' ? { name: 'TFLOP/s', scale: 1e12 } : { name: 'GFLOP/s', scale: 1e9 };
     const rate = (ms: number): string => (flops / (ms / 1e3) / unit.scale).toFixed(1);
     const rows: string[][] = [
@@ -188,14 +190,6 @@ async function measureKeptFraction(
   }
 }
 
-/** Number of (query, key) pairs of one head that no mask removes (causal: bottom-right aligned). */
-function allowedPairs(seqQ: number, seqK: number, causal: boolean): number {
-  if (!causal) return seqQ * seqK;
-  let pairs = 0;
-  for (let i = 0; i < seqQ; i++) pairs += Math.min(seqK, Math.max(0, i + 1 + seqK - seqQ));
-  return pairs;
-}
-
 function compare(actual: Float32Array, expected: Float32Array): { relativeFrobenius: number; maxAbs: number } {
   let differenceSquares = 0;
   let expectedSquares = 0;
@@ -208,11 +202,4 @@ function compare(actual: Float32Array, expected: Float32Array): { relativeFroben
   }
   const relativeFrobenius = expectedSquares === 0 ? Math.sqrt(differenceSquares) : Math.sqrt(differenceSquares / expectedSquares);
   return { relativeFrobenius, maxAbs };
-}
-
-function formatTable(rows: string[][]): string[] {
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-  return rows.map((row) =>
-    row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('   '),
-  );
 }

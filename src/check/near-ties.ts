@@ -1,10 +1,10 @@
 // Rows whose N:M choice hangs on a near tie. Two implementations that add the products of a dot product in a
 // different order may round a score differently in its last bits, and then keep another key of a group whose
 // N-th and (N+1)-th scores are that close. Such rows are compared only where exact ties are impossible to miss.
-import { sddmmPrune } from '../../src/attention.js';
-import { parsePattern } from '../../src/pattern.js';
-import { Tensor } from '../../src/tensor.js';
-import type { AttentionOptions } from '../../src/validate.js';
+import { sddmmPrune } from '../attention.js';
+import { parsePattern } from '../pattern.js';
+import { Tensor } from '../tensor.js';
+import type { AttentionOptions } from '../validate.js';
 
 /** A flag per row [B, Hq, Nq]: true where some group's N-th and (N+1)-th largest scores are within `relative`. */
 export async function nearTieRows(q: Tensor, k: Tensor, options: AttentionOptions, relative = 2e-5): Promise<Uint8Array> {

@@ -1,7 +1,8 @@
-// Index arithmetic and register-level selection of the fused tensor-core forward (attention_fused_kernel.cuh):
+// Index arithmetic of the fused tensor-core forward (attention_fused_kernel.cuh):
 // where each key and each 16-byte unit of a tile sits in shared memory, which shared-memory row each lane hands to
-// ldmatrix, which logical key each accumulator element holds, and the N:M choice on a thread's 4 consecutive keys
-// with its 2:4 metadata. Plain code without device intrinsics, so that a CPU model of the fragments can run it.
+// ldmatrix, which logical key each accumulator element holds, and how the 2:4 metadata of a thread's groups (chosen
+// by select_group, select.cuh) meets in the mma.sp metadata registers. Plain code without device intrinsics, so that
+// a CPU model of the fragments can run it.
 //
 // Fragment facts used (PTX ISA, "Matrix fragments for mma.m16n8k16" and "... for sparse mma.m16n8k32"; see also
 // mma.cuh), with group = lane / 4 and quad = lane % 4:
@@ -17,7 +18,7 @@
 
 #include "dfss.h"
 #include "host_device.h"
-#include "select.cuh"
+#include "key_permutation.h"
 
 namespace dfss {
 namespace fused {
@@ -33,18 +34,12 @@ constexpr int kScoreBlocks = kTileKeys / 8;  // m16n8 score accumulators of a wa
 // units for D = 32, 64, 128), and keep every row 16-byte aligned for cp.async.
 DFSS_HOST_DEVICE constexpr int tile_stride(int head_dim) { return head_dim + 8; }
 
-// Row p of a sparse kernel's K tile in shared memory holds key sparse_key_of_row(p) of the tile (V and the dense
-// kernel's K keep natural order). With p = 16u + 8h + 2a + e (h, e in {0, 1}, a in 0..3) that is key
-// 16u + 4a + 2h + e: the accumulator columns 2a, 2a + 1 of score blocks 2u and 2u + 1, which quad lane a holds, are
-// the 4 consecutive keys 16u + 4a .. 16u + 4a + 3, one whole 2:4 group, and group a (2u even) or 4 + a (2u + 1) of
-// the 32 keys that one mma.sp m16n8k32 of P.V consumes: the layout of its compressed A.
-DFSS_HOST_DEVICE constexpr int sparse_key_of_row(int p) {
-  return (p & ~15) | ((p & 6) << 1) | ((p & 8) >> 2) | (p & 1);
-}
-
+// Row p of a sparse kernel's K tile in shared memory holds key tile_key_of_row(p) of the tile (key_permutation.h:
+// quad lane a's accumulator columns are one whole 2:4 group, the layout of the compressed A of P.V's mma.sp); V and
+// the dense kernel's K keep natural order.
 template <int Pattern>
 DFSS_HOST_DEVICE constexpr int key_of_row(int p) {
-  return Pattern == DFSS_PATTERN_DENSE ? p : sparse_key_of_row(p);
+  return Pattern == DFSS_PATTERN_DENSE ? p : tile_key_of_row(p);
 }
 
 // The key (within the tile) of score element e (0, 1) of score block j (0..7) of quad lane `quad`, for either row
@@ -76,63 +71,6 @@ DFSS_HOST_DEVICE constexpr int v_dense_fragment_unit(int n, int lane) { return 2
 // matrices = keys 32c + 8i .. 32c + 8i + 7 for i = 0..3 = b0..b3.
 DFSS_HOST_DEVICE constexpr int v_sparse_fragment_row(int c, int lane) { return 32 * c + lane; }
 DFSS_HOST_DEVICE constexpr int v_sparse_fragment_unit(int n) { return n; }
-
-// ----- N:M selection on one thread's registers ----------------------------------------------------------------
-// Both networks choose exactly what select_n_of_m (select.cuh) chooses, with its ranking (ranks_above: -inf below
-// every finite value, NaN below -inf) and its tie rule (the lower key wins); a CPU model checks them against it on
-// every combination of ties, infinities and NaN.
-
-// The kept values of one group of 4 keys (or of two pairs, for 1:2), in ascending key order, with the group's
-// 4-bit metadata (index of `first` in bits 0..1, of `second` in bits 2..3) and the largest score of the group
-// (fmaxf over its non-NaN scores; NaN only when all four are NaN, which the fmaxf of the row maximum ignores).
-struct GroupChoice {
-  float first, second;
-  uint32_t nibble;
-  float group_max;
-};
-
-// 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
-// of pair (2, 3) -> keep {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both
-// hold); otherwise keep both pair winners. Four comparisons, no branch.
-__device__ inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above(x1, x0);    // on a tie the lower key (0) wins
-  const bool three_beats_two = ranks_above(x3, x2);
-  const float winner01 = one_beats_zero ? x1 : x0;
-  const float loser01 = one_beats_zero ? x0 : x1;
-  const float winner23 = three_beats_two ? x3 : x2;
-  const float loser23 = three_beats_two ? x2 : x3;
-  const bool keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
-  const bool keep23 = ranks_above(loser23, winner01);
-  GroupChoice choice;
-  choice.first = keep01 ? x0 : (keep23 ? x2 : winner01);
-  choice.second = keep01 ? x1 : (keep23 ? x3 : winner23);
-  const uint32_t winners = static_cast<uint32_t>(one_beats_zero) | (static_cast<uint32_t>(three_beats_two) << 2) | 8u;
-  choice.nibble = keep01 ? 0x4u : (keep23 ? 0xEu : winners);  // (0, 1), (2, 3), (winner01, 2 + winner23)
-  choice.group_max = fmaxf(winner01, winner23);
-  return choice;
-}
-
-// 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
-__device__ inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above(x1, x0);
-  const bool three_beats_two = ranks_above(x3, x2);
-  GroupChoice choice;
-  choice.first = one_beats_zero ? x1 : x0;
-  choice.second = three_beats_two ? x3 : x2;
-  choice.nibble = static_cast<uint32_t>(one_beats_zero) | (static_cast<uint32_t>(three_beats_two) << 2) | 8u;
-  choice.group_max = fmaxf(choice.first, choice.second);
-  return choice;
-}
-
-template <int Pattern>
-__device__ inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
-  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
-  if constexpr (Pattern == DFSS_PATTERN_2_4) {
-    return select_2_of_4(x0, x1, x2, x3);
-  } else {
-    return select_1_of_2_pairs(x0, x1, x2, x3);
-  }
-}
 
 // ----- metadata registers -------------------------------------------------------------------------------------
 // A step of 64 keys runs two mma.sp per output column block: keys 0..31 with sparsity selector 0 and keys 32..63

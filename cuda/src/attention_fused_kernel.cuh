@@ -26,6 +26,7 @@
 #include "attention_fused_launch.cuh"
 #include "mask.h"
 #include "mma.cuh"
+#include "select.cuh"
 
 namespace dfss {
 namespace fused {

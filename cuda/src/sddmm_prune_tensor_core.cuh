@@ -4,7 +4,7 @@
 //
 // A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows, Q fragments in registers) and walks
 // the keys in tiles of 64 (cp.async, double-buffered). Rows of each key tile enter shared memory permuted
-// (staged_fragments.h: tile_key_of_row) so that every lane's accumulators hold 4 consecutive keys of each of its two
+// (key_permutation.h: tile_key_of_row) so that every lane's accumulators hold 4 consecutive keys of each of its two
 // rows per 16 keys: a whole 2:4 group, two 1:2 groups, selected in registers without shuffles. Key tiles past
 // every key the block's rows may see (causal, per-batch lengths) skip the product but are still written (-inf,
 // metadata of the first N of each group), so every element of the outputs is written.
@@ -17,6 +17,7 @@
 
 #include "attention_shape.h"
 #include "dtype.cuh"
+#include "key_permutation.h"
 #include "launch.h"
 #include "layout.h"
 #include "mask.h"

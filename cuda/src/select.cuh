@@ -1,9 +1,14 @@
 // THE N:M selection of the device code (dfss.h, step 3): which n of the m scores of one group survive. Every
-// kernel that prunes calls select_n_of_m; the TypeScript twin is src/select.ts, with the same order:
+// kernel that prunes calls select_n_of_m or one of its branch-free forms below; the TypeScript twin is
+// src/select.ts, with the same order:
 //   - highest first; -inf ranks below every finite value and NaN below -inf;
 //   - on equal ranks the lower index wins;
 //   - masked keys and positions past the end of the row are -inf and still take part, so exactly n are kept.
 #pragma once
+
+#include <cstdint>
+
+#include "dfss.h"
 
 namespace dfss {
 
@@ -26,6 +31,65 @@ __device__ inline unsigned select_n_of_m(const float *scores, int n, int m) {
     if (outranked_by < n) kept |= 1u << p;
   }
   return kept;
+}
+
+// ----- the same rule as branch-free networks on one thread's registers ----------------------------------------
+// The fused forward's fast forms of select_n_of_m for a group of 4 consecutive keys: select_2_of_4 keeps what
+// select_n_of_m(scores, 2, 4) keeps, and select_1_of_2_pairs what select_n_of_m does with n:m = 1:2 on each pair,
+// bit for bit (same ranks_above, same tie rule: the lower key wins); checked exhaustively against it on 4096 groups
+// of special values (ties, +-0, +-inf, NaN).
+
+// The kept values of one group of 4 keys (or of two pairs, for 1:2), in ascending key order, with the group's
+// 4-bit metadata (index of `first` in bits 0..1, of `second` in bits 2..3) and the largest score of the group
+// (fmaxf over its non-NaN scores; NaN only when all four are NaN, which the fmaxf of the row maximum ignores).
+struct GroupChoice {
+  float first, second;
+  uint32_t nibble;
+  float group_max;
+};
+
+// 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
+// of pair (2, 3) -> keep {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both
+// hold); otherwise keep both pair winners. Four comparisons, no branch.
+__device__ inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
+  const bool one_beats_zero = ranks_above(x1, x0);    // on a tie the lower key (0) wins
+  const bool three_beats_two = ranks_above(x3, x2);
+  const float winner01 = one_beats_zero ? x1 : x0;
+  const float loser01 = one_beats_zero ? x0 : x1;
+  const float winner23 = three_beats_two ? x3 : x2;
+  const float loser23 = three_beats_two ? x2 : x3;
+  const bool keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
+  const bool keep23 = ranks_above(loser23, winner01);
+  GroupChoice choice;
+  choice.first = keep01 ? x0 : (keep23 ? x2 : winner01);
+  choice.second = keep01 ? x1 : (keep23 ? x3 : winner23);
+  const uint32_t winners = static_cast<uint32_t>(one_beats_zero) | (static_cast<uint32_t>(three_beats_two) << 2) | 8u;
+  choice.nibble = keep01 ? 0x4u : (keep23 ? 0xEu : winners);  // (0, 1), (2, 3), (winner01, 2 + winner23)
+  choice.group_max = fmaxf(winner01, winner23);
+  return choice;
+}
+
+// 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
+__device__ inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
+  const bool one_beats_zero = ranks_above(x1, x0);
+  const bool three_beats_two = ranks_above(x3, x2);
+  GroupChoice choice;
+  choice.first = one_beats_zero ? x1 : x0;
+  choice.second = three_beats_two ? x3 : x2;
+  choice.nibble = static_cast<uint32_t>(one_beats_zero) | (static_cast<uint32_t>(three_beats_two) << 2) | 8u;
+  choice.group_max = fmaxf(choice.first, choice.second);
+  return choice;
+}
+
+// The network of a sparse pattern of dfss.h.
+template <int Pattern>
+__device__ inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
+  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
+  if constexpr (Pattern == DFSS_PATTERN_2_4) {
+    return select_2_of_4(x0, x1, x2, x3);
+  } else {
+    return select_1_of_2_pairs(x0, x1, x2, x3);
+  }
 }
 
 }  // namespace dfss

@@ -1,7 +1,7 @@
-// Index arithmetic of the staged tensor-core kernels (sddmm_prune_tensor_core.cuh, spmm_tensor_core.cuh): how a
-// key tile is permuted on its way into shared memory, where a thread's accumulators sit among the logical keys,
-// and how the metadata of dfss.h becomes the metadata register of mma.sp. Plain integer code for host and device,
-// so that a CPU model of the fragments can check it.
+// Index arithmetic of the staged tensor-core kernels (sddmm_prune_tensor_core.cuh, spmm_tensor_core.cuh): where a
+// thread's accumulators sit among the logical keys of a key tile (permuted as key_permutation.h says), and how the
+// metadata of dfss.h becomes the metadata register of mma.sp. Plain integer code for host and device, so that a CPU
+// model of the fragments can check it.
 #pragma once
 
 #include <cstdint>
@@ -19,13 +19,6 @@ constexpr int kTileKeys = 64;           // keys of one step of the key loop
 // Shared-memory row stride (elements) of a [rows, width] 16-bit tile: 16 bytes of padding make the 8 rows that one
 // ldmatrix reads fall on 8 different 16-byte bank groups for every width that is a multiple of 16.
 DFSS_HOST_DEVICE constexpr int padded_stride(int width) { return width + 8; }
-
-// sddmm: row p of a key tile in shared memory holds key tile_key_of_row(p) of the tile. With p = 16u + 8h + 2a + e
-// (h, e in {0, 1}, a in 0..3) that is key 16u + 4a + 2h + e: the two m16n8 accumulator columns 2a, 2a + 1 of
-// n-tiles 2u and 2u + 1, which quad lane a holds, are the 4 consecutive keys 16u + 4a .. 16u + 4a + 3.
-DFSS_HOST_DEVICE constexpr int tile_key_of_row(int p) {
-  return (p & ~15) | ((p & 6) << 1) | ((p & 8) >> 2) | (p & 1);
-}
 
 // sddmm: quad lane a's c-th key (c in 0..3) of key block u (16 keys) is accumulator element
 // acc[2u + accumulator_tile_of(c)][2r + accumulator_column_of(c)] of its row r (0: group, 1: group + 8).

@@ -5,8 +5,9 @@
 # `make bundle` here; logs go to $OUT (or /tmp/dfss-gpu-check) and a summary table is printed last.
 #
 #   bash scripts/gpu-host-check.sh [step ...]
-#     steps: tests c-abi memcheck racecheck demo long (the default: all of these; long is the N = 65,536 fused
-#            run), and the benchmarks of bench/README.md, each named when wanted:
+#     steps: tests c-abi memcheck racecheck autograd demo long (the default: all of these; memcheck and racecheck
+#            cover the forward and backward GPU tests; autograd is test/python/autograd_check.py; long is the
+#            N = 65,536 fused run), and the benchmarks of bench/README.md, each named when wanted:
 #       bench     bench/python/bench_attention.py (PyTorch side by side; flags in $DFSS_BENCH_ARGS, e.g. --quick);
 #                 writes bench.log, attention-bench.json and attention-bench.md
 #       overhead  the call overhead from TypeScript over C (bench/call-overhead.sh)
@@ -19,7 +20,7 @@ bundle="$root/bundle/dfss-gpu"
 logs="${OUT:-/tmp/dfss-gpu-check}"
 mkdir -p "$logs"
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck demo long)
+[[ ${#steps[@]} -gt 0 ]] || steps=(tests c-abi memcheck racecheck autograd demo long)
 summary=()
 
 run_step() {
@@ -40,8 +41,12 @@ for step in "${steps[@]}"; do
     c-abi)
       run_step c-abi 120 bash -c "gcc -std=c99 -O1 -I'$root/cuda/include' '$root/cuda/test/test_abi.c' \
         -L'$bundle/lib' -ldfss -Wl,-rpath,'$bundle/lib' -lm -o /tmp/dfss_test_abi && /tmp/dfss_test_abi" ;;
-    memcheck) run_step memcheck 900 "$bundle/run" sanitize --tool memcheck gpu-kernels ;;
-    racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 "$bundle/run" sanitize --tool racecheck gpu-kernels ;;
+    memcheck) run_step memcheck 900 bash -c "'$bundle/run' sanitize --tool memcheck gpu-kernels &&
+      '$bundle/run' sanitize --tool memcheck gpu-backward" ;;
+    racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 bash -c "'$bundle/run' sanitize --tool racecheck gpu-kernels &&
+      '$bundle/run' sanitize --tool racecheck gpu-backward" ;;
+    autograd) PYTHONUNBUFFERED=1 run_step autograd 300 python3 "$root/test/python/autograd_check.py" \
+      --lib "$bundle/lib/libdfss.so" ;;
     demo) run_step demo 300 "$bundle/run" demo ;;
     bench)
       # shellcheck disable=SC2086  # DFSS_BENCH_ARGS holds several flags

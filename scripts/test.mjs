@@ -31,6 +31,15 @@ if (await fs.pathExists(path.join(nativeBuild, 'lib', 'libdfss.so'))) {
   const ctest = await $({ stdio: 'inherit', nothrow: true })`ctest --test-dir ${nativeBuild} --output-on-failure`;
   failed ||= ctest.exitCode !== 0;
   summary.push(`ctest: ${ctest.exitCode === 0 ? 'passed' : 'FAILED'}`);
+  // The Python binding of dfss.h (bench/python, test/python) against the header and the built library.
+  const python = await $({ nothrow: true })`which python3`;
+  if (python.exitCode === 0) {
+    const check = await $({ stdio: 'inherit', nothrow: true })`python3 ${path.join(root, 'bench/python/check_dfss_ctypes.py')} ${path.join(nativeBuild, 'lib', 'libdfss.so')}`;
+    failed ||= check.exitCode !== 0;
+    summary.push(`python binding check: ${check.exitCode === 0 ? 'passed' : 'FAILED'}`);
+  } else {
+    console.log('dfss: python3 not found: the Python binding check is not run');
+  }
 } else {
   console.log('dfss: libdfss.so not built: the C ABI test program is not run');
 }

@@ -12,7 +12,6 @@ import { sddmmPrune } from '../src/cpu/staged.js';
 import { type DType, roundToDType } from '../src/dtype.js';
 import { InvalidArgumentError } from '../src/errors.js';
 import { compressedRowSize, decodeMetadata } from '../src/layout.js';
-import { parsePattern } from '../src/pattern.js';
 import type { AttentionProblem, Strides4 } from '../src/problem.js';
 import { SeededRandom } from '../src/random.js';
 import { Tensor } from '../src/tensor.js';

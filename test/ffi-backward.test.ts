@@ -11,22 +11,10 @@ import {
   DFSS_PATTERN_2_4,
   DFSS_SUCCESS,
   type DfssLibrary,
-  loadDfss,
 } from '../ffi/dfss.js';
-import { LibraryNotFoundError, NativeError } from '../src/errors.js';
+import { NativeError } from '../src/errors.js';
+import { lib, notBuilt } from './support/library.js';
 
-function load(): DfssLibrary | string {
-  try {
-    return loadDfss();
-  } catch (error) {
-    if (error instanceof LibraryNotFoundError) return error.message;
-    throw error;
-  }
-}
-
-const loaded = load();
-const lib = typeof loaded === 'string' ? null : loaded;
-const notBuilt = typeof loaded === 'string' ? `libdfss.so is not built here: ${loaded}` : false;
 
 /** bfloat16 2:4, B = 2, Hq = 4, Hk = 2, Nq = 5, Nk = 9, D = 16, Dv = 8, packed strides. */
 function initDesc(): AttentionDesc {

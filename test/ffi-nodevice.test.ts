@@ -19,25 +19,13 @@ import {
   DFSS_VERSION_MAJOR,
   DFSS_VERSION_MINOR,
   DFSS_VERSION_PATCH,
-  loadDfss,
   type Address,
   type AttentionDesc,
   type DfssLibrary,
 } from '../ffi/dfss.js';
-import { LibraryNotFoundError, NativeError } from '../src/errors.js';
+import { NativeError } from '../src/errors.js';
+import { lib, notBuilt } from './support/library.js';
 
-function load(): DfssLibrary | string {
-  try {
-    return loadDfss();
-  } catch (error) {
-    if (error instanceof LibraryNotFoundError) return error.message;
-    throw error;
-  }
-}
-
-const loaded = load();
-const lib = typeof loaded === 'string' ? null : loaded;
-const notBuilt = typeof loaded === 'string' ? `libdfss.so is not built here: ${loaded}` : false;
 
 function deviceCount(): number {
   const count: [number] = [-1];

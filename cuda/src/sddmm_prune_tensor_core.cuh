@@ -5,9 +5,10 @@
 // A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows, Q fragments in registers) and walks
 // the keys in tiles of 64 (cp.async, double-buffered). Rows of each key tile enter shared memory permuted
 // (key_permutation.h: tile_key_of_row) so that every lane's accumulators hold 4 consecutive keys of each of its two
-// rows per 16 keys: a whole 2:4 group, two 1:2 groups, selected in registers without shuffles. Key tiles past
-// every key the block's rows may see (causal, per-batch lengths) skip the product but are still written (-inf,
-// metadata of the first N of each group), so every element of the outputs is written.
+// rows per 16 keys: a whole 2:4 group, two 1:2 groups, selected in registers without shuffles by the branch-free
+// networks of select.cuh (with select_n_of_m's ranking loop the 2:4 kernel ran 3.7x the instructions of the dense
+// one). Key tiles past every key the block's rows may see (causal, per-batch lengths) skip the product but are still
+// written (-inf, metadata of the first N of each group), so every element of the outputs is written.
 //
 // Instantiated per (dtype, head dim) by sddmm_prune_tensor_core_<dtype>_d<D>.cu.
 #pragma once
@@ -31,20 +32,6 @@
 
 namespace dfss {
 namespace staged {
-
-// The 2:4 in-group indices of a kept mask, and the kept values in ascending key order.
-struct KeptPair {
-  uint32_t nibble;
-  float values[2];
-};
-
-__device__ __forceinline__ KeptPair kept_pair_of(const float (&scores)[4], unsigned kept) {
-  KeptPair pair;
-  pair.nibble = nibble_of_kept_pair(kept);
-  pair.values[0] = (kept & 1u) ? scores[0] : (kept & 2u) ? scores[1] : scores[2];
-  pair.values[1] = (kept & 8u) ? scores[3] : (kept & 4u) ? scores[2] : scores[1];
-  return pair;
-}
 
 template <typename T, int HeadDim, int Pattern>
 __global__ void __launch_bounds__(kThreads)
@@ -161,6 +148,15 @@ __global__ void __launch_bounds__(kThreads)
 
     // Epilogue: scale, masks, selection, compressed values and this lane's bits of the metadata words.
     const int64_t key0 = tile * kTileKeys;
+    // Keys of the tile that row r sees, counted from key0 (0 .. kTileKeys): one 32-bit compare per score, and none
+    // on the tiles every row of this lane sees whole (all tiles but the last ones of a row).
+    int key_limit[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t remaining = key_end[r] - key0;
+      key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining));
+    }
+    const bool masked = key_limit[0] < kTileKeys || key_limit[1] < kTileKeys;
     uint32_t words[2][2] = {{0u, 0u}, {0u, 0u}};  // [row][metadata word of the tile]
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -171,27 +167,29 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
           const float product = acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
-          scores[c] = first_key + c < key_end[r] ? scale * product : -INFINITY;
+          const bool hidden = masked && 16 * u + 4 * quad_lane + c >= key_limit[r];
+          scores[c] = hidden ? -INFINITY : scale * product;
         }
         if constexpr (Pattern == DFSS_PATTERN_DENSE) {
           if (row_inside[r]) store_run<T, 4>(values_row[r], first_key, layout.values_per_row, scores);
         } else if constexpr (Pattern == DFSS_PATTERN_1_2) {
           // Groups (first_key, +1) and (first_key + 2, +3): slots first_key / 2 and + 1, bits 8u + 2a (+1).
-          float kept[2];
+          // select_1_of_2_pairs names the kept index of pair h in bit 2h of its nibble.
+          const GroupChoice choice = select_1_of_2_pairs(scores[0], scores[1], scores[2], scores[3]);
+          const float kept[2] = {choice.first, choice.second};
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const float pair[2] = {scores[2 * h], scores[2 * h + 1]};
-            const uint32_t index = select_n_of_m(pair, 1, 2) >> 1;
-            kept[h] = index != 0u ? pair[1] : pair[0];
+            const uint32_t index = (choice.nibble >> (2 * h)) & 1u;
             if (first_key / 2 + h < layout.groups) words[r][0] |= index << (8 * u + 2 * quad_lane + h);
           }
           if (row_inside[r]) store_run<T, 2>(values_row[r], first_key / 2, layout.values_per_row, kept);
         } else {
           // Group first_key / 4: slots 2g and 2g + 1, nibble 4u + a (mod 8) of word 2 tile + u / 2.
-          const KeptPair pair = kept_pair_of(scores, select_n_of_m(scores, 2, 4));
+          const GroupChoice choice = select_2_of_4(scores[0], scores[1], scores[2], scores[3]);
+          const float kept[2] = {choice.first, choice.second};
           const int64_t group_index = first_key / 4;
-          if (group_index < layout.groups) words[r][u >> 1] |= pair.nibble << (4 * (4 * (u & 1) + quad_lane));
-          if (row_inside[r]) store_run<T, 2>(values_row[r], 2 * group_index, layout.values_per_row, pair.values);
+          if (group_index < layout.groups) words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
+          if (row_inside[r]) store_run<T, 2>(values_row[r], 2 * group_index, layout.values_per_row, kept);
         }
       }
     }

@@ -6,21 +6,25 @@
 //   - masked keys and positions past the end of the row are -inf and still take part, so exactly n are kept.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "dfss.h"
+#include "host_device.h"
 
 namespace dfss {
 
 // Largest group of the patterns of dfss.h (2:4).
 constexpr int kMaxGroupSize = 4;
 
-// true when score a ranks strictly above score b (NaN lowest).
-__device__ inline bool ranks_above(float a, float b) { return a > b || (isnan(b) && !isnan(a)); }
+// true when score a ranks strictly above score b (NaN lowest): a > b, or b is NaN and a is not. Written as
+// "not (a <= b), and a is a number" (the same truth table: a <= b is false exactly when a > b or either is NaN),
+// which compiles to two predicate-setting compares and no branch, where the short-circuit form branched.
+DFSS_HOST_DEVICE inline bool ranks_above(float a, float b) { return !(a <= b) & (a == a); }
 
 // Bit p of the result is set when position p (0 .. m-1) of `scores` is kept. A position is kept when fewer than
 // n positions outrank it: a lower position by ranking at least as high, a higher one by ranking strictly above.
-__device__ inline unsigned select_n_of_m(const float *scores, int n, int m) {
+DFSS_HOST_DEVICE inline unsigned select_n_of_m(const float *scores, int n, int m) {
   unsigned kept = 0;
   for (int p = 0; p < m; ++p) {
     int outranked_by = 0;
@@ -36,8 +40,8 @@ __device__ inline unsigned select_n_of_m(const float *scores, int n, int m) {
 // ----- the same rule as branch-free networks on one thread's registers ----------------------------------------
 // The fused forward's fast forms of select_n_of_m for a group of 4 consecutive keys: select_2_of_4 keeps what
 // select_n_of_m(scores, 2, 4) keeps, and select_1_of_2_pairs what select_n_of_m does with n:m = 1:2 on each pair,
-// bit for bit (same ranks_above, same tie rule: the lower key wins); checked exhaustively against it on 4096 groups
-// of special values (ties, +-0, +-inf, NaN).
+// bit for bit (same ranks_above, same tie rule: the lower key wins); cuda/test/test_select.cu checks them against it
+// on every group of 4 drawn from a set of special values (ties, +-0, +-inf, NaN), on the host.
 
 // The kept values of one group of 4 keys (or of two pairs, for 1:2), in ascending key order, with the group's
 // 4-bit metadata (index of `first` in bits 0..1, of `second` in bits 2..3) and the largest score of the group
@@ -51,7 +55,7 @@ struct GroupChoice {
 // 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
 // of pair (2, 3) -> keep {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both
 // hold); otherwise keep both pair winners. Four comparisons, no branch.
-__device__ inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
+DFSS_HOST_DEVICE inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
   const bool one_beats_zero = ranks_above(x1, x0);    // on a tie the lower key (0) wins
   const bool three_beats_two = ranks_above(x3, x2);
   const float winner01 = one_beats_zero ? x1 : x0;
@@ -70,7 +74,7 @@ __device__ inline GroupChoice select_2_of_4(float x0, float x1, float x2, float 
 }
 
 // 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
-__device__ inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
+DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
   const bool one_beats_zero = ranks_above(x1, x0);
   const bool three_beats_two = ranks_above(x3, x2);
   GroupChoice choice;
@@ -83,7 +87,7 @@ __device__ inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, 
 
 // The network of a sparse pattern of dfss.h.
 template <int Pattern>
-__device__ inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
+DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
   static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
   if constexpr (Pattern == DFSS_PATTERN_2_4) {
     return select_2_of_4(x0, x1, x2, x3);

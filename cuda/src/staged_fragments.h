@@ -25,12 +25,6 @@ DFSS_HOST_DEVICE constexpr int padded_stride(int width) { return width + 8; }
 DFSS_HOST_DEVICE constexpr int accumulator_tile_of(int c) { return c >> 1; }
 DFSS_HOST_DEVICE constexpr int accumulator_column_of(int c) { return c & 1; }
 
-// The 4-bit 2:4 metadata of a group from the mask of its kept positions (exactly two bits of 0..3 set): the lower
-// kept index in bits 0..1, the higher in bits 2..3 (dfss.h, and the sparse tensor cores' ordered metadata).
-DFSS_HOST_DEVICE constexpr uint32_t nibble_of_kept_pair(unsigned kept) {
-  return ((kept & 1u) ? 0u : (kept & 2u) ? 1u : 2u) | (((kept & 8u) ? 3u : (kept & 4u) ? 2u : 1u) << 2);
-}
-
 // 1:2 as 2:4: slots 2g and 2g + 1 of a 1:2 row (keys 4g + a and 4g + 2 + b) are the two kept values of the group
 // of 4 keys 4g .. 4g + 3, with indices a and 2 + b. So 16 bits of a 1:2 metadata stream (bit i: slot i) become a
 // 32-bit 2:4 word by moving bit i to bit 2i (a to bit 4g, b to bit 4g + 2) and setting bit 3 of every nibble.

@@ -1,0 +1,77 @@
+// test_select.cu: the branch-free selection networks of select.cuh (select_2_of_4, select_1_of_2_pairs), which the
+// tensor-core kernels run, against select_n_of_m, THE rule of dfss.h step 3, on every group of 4 scores drawn from
+// a set of special values (ties, -0 and +0, +-inf, NaN): the same kept keys, the kept values in key order, a
+// metadata nibble naming them, and the group's largest non-NaN score. Host code: it runs where no GPU exists.
+// Prints one line per failed group and closes with 'N passed, N failed'; exits non-zero when a check failed.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "select.cuh"
+
+namespace {
+
+int passed_count = 0;
+int failed_count = 0;
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// Equal as group maxima: the same value (fmaxf may return either zero for -0 vs +0), or both NaN.
+bool same_maximum(float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+void report(bool ok, const char *network, const float *x, const char *what) {
+  if (ok) {
+    ++passed_count;
+    return;
+  }
+  ++failed_count;
+  std::printf("FAIL %s(%g, %g, %g, %g): %s\n", network, x[0], x[1], x[2], x[3], what);
+}
+
+// The keys a choice names through its nibble (first in bits 0..1, second in bits 2..3), as a 4-bit mask.
+unsigned kept_by_nibble(const dfss::GroupChoice &choice) {
+  return (1u << (choice.nibble & 3u)) | (1u << ((choice.nibble >> 2) & 3u));
+}
+
+void check_choice(const char *network, const float *x, const dfss::GroupChoice &choice, unsigned want_kept) {
+  const unsigned first = choice.nibble & 3u;
+  const unsigned second = (choice.nibble >> 2) & 3u;
+  report(choice.nibble <= 0xFu && first < second, network, x, "nibble: two ascending indices");
+  report(kept_by_nibble(choice) == want_kept, network, x, "kept keys differ from select_n_of_m");
+  report(same_bits(choice.first, x[first]) && same_bits(choice.second, x[second]), network, x,
+         "kept values are not those of the nibble's keys");
+  const float maximum = std::fmax(std::fmax(x[0], x[1]), std::fmax(x[2], x[3]));
+  report(same_maximum(choice.group_max, maximum), network, x, "group_max is not the largest non-NaN score");
+}
+
+}  // namespace
+
+int main() {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float values[] = {std::numeric_limits<float>::quiet_NaN(), -inf, -2.0f, -1.0f, -0.0f, 0.0f,
+                          1.0f, 1.5f, inf};
+  const int count = static_cast<int>(sizeof values / sizeof values[0]);
+  for (int a = 0; a < count; ++a) {
+    for (int b = 0; b < count; ++b) {
+      for (int c = 0; c < count; ++c) {
+        for (int d = 0; d < count; ++d) {
+          const float x[4] = {values[a], values[b], values[c], values[d]};
+          check_choice("select_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]),
+                       dfss::select_n_of_m(x, 2, 4));
+          const unsigned pairs = dfss::select_n_of_m(x, 1, 2) | (dfss::select_n_of_m(x + 2, 1, 2) << 2);
+          check_choice("select_1_of_2_pairs", x, dfss::select_1_of_2_pairs(x[0], x[1], x[2], x[3]), pairs);
+        }
+      }
+    }
+  }
+  // The rule itself on the cases dfss.h names: NaN below -inf, the lower key on a tie, -0 ties +0.
+  const float nan_and_inf[4] = {values[0], -inf, -inf, values[0]};
+  report(dfss::select_n_of_m(nan_and_inf, 2, 4) == 0x6u, "select_n_of_m", nan_and_inf, "NaN must rank below -inf");
+  const float zeros[4] = {0.0f, -0.0f, -0.0f, 0.0f};
+  report(dfss::select_n_of_m(zeros, 2, 4) == 0x3u, "select_n_of_m", zeros, "ties (+-0) must keep the lower keys");
+
+  std::printf("%d passed, %d failed\n", passed_count, failed_count);
+  return failed_count == 0 ? 0 : 1;
+}

@@ -1,11 +1,11 @@
 // Every CUDA entry point against the CPU backend: fused forward (with lse) and the three staged steps, for every
 // dtype, pattern and mask, at odd sizes, on fresh random inputs and on exact-score inputs whose pruning must
 // agree bit for bit. Device outputs are poisoned (NaN) before each run so an unwritten element shows. The cases
-// and comparisons are those of `dfss check` (src/check/).
+// and comparisons are those of `dfss check` (src/check/), plus the shapes of the float32 tensor-core kernels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { caseName, checkCases, freshSeed } from '../src/check/cases.js';
+import { type Case, caseName, checkCases, freshSeed } from '../src/check/cases.js';
 import { checkCase, withPoisonedDeviceMemory } from '../src/check/entry-points.js';
 import { cudaStatus } from '../src/cuda/runtime.js';
 import { SeededRandom } from '../src/random.js';
@@ -18,7 +18,46 @@ const seed = freshSeed();
 console.log(`# gpu-kernels seed ${seed}`);
 
 // DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
-const cases = checkCases({ large: process.env.DFSS_GPU_TESTS !== 'small' });
+const large = process.env.DFSS_GPU_TESTS !== 'small';
+
+/**
+ * The shapes the float32 tensor-core kernels take (3xTF32): the fused forward for dense and 1:2 at D = Dv in
+ * {32, 64, 128}, the staged spmm for 1:2 at Dv in {16, 32, 64, 96, 128}, at odd sizes around their tiles, with masks,
+ * exact scores, lengths, grouped-query heads and strided layouts spread over the cases. (float32 2:4 is refused by
+ * the library before any kernel runs.)
+ */
+function float32TensorCoreCases(): Case[] {
+  const out: Case[] = [];
+  const shapes: [number, number][] = [[1, 1], [3, 3], [17, 17], [17, 200], [130, 67], [1000, 1000]];
+  let n = 0;
+  for (const pattern of ['dense', '1:2'])
+    for (const headDim of [32, 64, 128])
+      for (const [seqQ, seqK] of shapes) {
+        if (!large && seqQ * seqK > 100000) continue;
+        n++;
+        const big = seqQ * seqK > 100000;
+        out.push({
+          dtype: 'float32', pattern, seqQ, seqK, headDim, headDimV: headDim,
+          causal: n % 2 === 0,
+          exact: n % 3 === 0,
+          batch: big ? 1 : 1 + (n % 2),
+          headsQ: big ? 2 : 4,
+          headsKv: n % 4 === 1 ? 1 : 2,
+          bnhd: n % 5 === 1,
+          lengths: n % 7 < 3,
+        });
+      }
+  // Head dims of the staged spmm only (the fused forward declines them).
+  for (const headDim of [16, 96])
+    for (const [seqQ, seqK, causal, exact] of [[17, 33, false, true], [130, 67, true, false]] as const)
+      out.push({
+        dtype: 'float32', pattern: '1:2', seqQ, seqK, headDim, headDimV: headDim, causal, exact,
+        batch: 2, headsQ: 4, headsKv: 2, bnhd: causal, lengths: !causal,
+      });
+  return out;
+}
+
+const cases = [...checkCases({ large }), ...float32TensorCoreCases()];
 
 test('CUDA entry points agree with the CPU backend', { skip }, async (t) => {
   const random = new SeededRandom(seed);

@@ -27,7 +27,8 @@
  *   7. lse_i = log(sum_l exp(s_l)) over the kept finite scores (natural log, float32), on request.
  *
  * Patterns: DFSS_PATTERN_2_4 and DFSS_PATTERN_1_2 for float16 and bfloat16; DFSS_PATTERN_1_2 for float32
- * (the tensor cores' tf32 sparse mode); DFSS_PATTERN_DENSE for every dtype.
+ * (the tensor cores' tf32 sparse mode, run in float32 accuracy: each float32 product is split as 3xTF32, so the
+ * steps above hold as written); DFSS_PATTERN_DENSE for every dtype.
  *
  * ---------------------------------------------------------------------------------------------------------
  * Compressed layout (the staged operations)

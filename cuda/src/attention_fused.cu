@@ -1,9 +1,12 @@
-// Dispatch of the fused tensor-core forward (attention_fused_kernel.cuh). It takes a call when
-//   - the current device is sm_80 or later and the kernel has an image for it built for sm_80 or later,
-//   - the dtype is float16 or bfloat16, with pattern dense, 1:2 or 2:4,
+// Dispatch of the fused tensor-core forward (attention_fused_kernel.cuh; float32: attention_fused_tf32_kernel.cuh,
+// 3xTF32 in float32 accuracy). It takes a call when
+//   - the current device is sm_80 or later, the kernel has an image for it built for sm_80 or later, and the device
+//     has the kernel's shared memory (float32 tiles take twice the bytes of 16-bit ones),
+//   - the dtype is float16, bfloat16 or float32, with pattern dense, 1:2 or 2:4,
 //   - head_dim == head_dim_v, one of 32, 64, 128,
 //   - q, k and v rows start on 16-byte boundaries (pointers and batch / head / row strides; cp.async copies 16
-//     bytes), and out rows on 4-byte boundaries (pairs of elements are stored together);
+//     bytes: 8 elements of 16 bits, 4 of float32), and out rows on the boundaries of two elements (pairs of elements
+//     are stored together);
 // and declines every other call, which the reference kernel then runs.
 #include <cuda_runtime_api.h>
 
@@ -73,6 +76,13 @@ bool kernel_ready(FusedKernel kernel, int device, size_t shared_bytes) {
 }
 
 FusedKernels kernels_of(dfss_dtype dtype, int64_t head_dim) {
+  if (dtype == DFSS_DTYPE_FLOAT32) {
+    switch (head_dim) {
+      case 32: return fused::fused_attention_f32_kernels<32>();
+      case 64: return fused::fused_attention_f32_kernels<64>();
+      default: return fused::fused_attention_f32_kernels<128>();
+    }
+  }
   const bool half = dtype == DFSS_DTYPE_FLOAT16;
   switch (head_dim) {
     case 32: return half ? fused::fused_attention_kernels<__half, 32>() : fused::fused_attention_kernels<__nv_bfloat16, 32>();
@@ -98,15 +108,16 @@ bool rows_aligned(const Strides4 &strides, int64_t elements) {
 bool attention_forward_tensor_core(const AttentionCall &call, const void *q, const void *k, const void *v, void *out,
                                    float *lse, dfss_status *status) {
   const AttentionShape &shape = call.shape;
-  if (shape.dtype != DFSS_DTYPE_FLOAT16 && shape.dtype != DFSS_DTYPE_BFLOAT16) return false;
+  const bool float32 = shape.dtype == DFSS_DTYPE_FLOAT32;
+  if (shape.dtype != DFSS_DTYPE_FLOAT16 && shape.dtype != DFSS_DTYPE_BFLOAT16 && !float32) return false;
   if (shape.head_dim != shape.head_dim_v || !fused::fused_head_dim_supported(shape.head_dim)) return false;
-  constexpr int64_t kElementBytes = 2;
-  const int64_t copy_elements = 16 / kElementBytes;
+  const int64_t element_bytes = float32 ? 4 : 2;
+  const int64_t copy_elements = 16 / element_bytes;
   if (!aligned(q, 16) || !aligned(k, 16) || !aligned(v, 16) || !rows_aligned(shape.q, copy_elements) ||
       !rows_aligned(shape.k, copy_elements) || !rows_aligned(shape.v, copy_elements)) {
     return false;
   }
-  if (!aligned(out, 2 * kElementBytes) || !rows_aligned(shape.out, 2)) return false;
+  if (!aligned(out, static_cast<size_t>(2 * element_bytes)) || !rows_aligned(shape.out, 2)) return false;
 
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
@@ -115,7 +126,9 @@ bool attention_forward_tensor_core(const AttentionCall &call, const void *q, con
   }
   if (device_architecture(device) < 80) return false;
   const FusedKernel kernel = kernel_of(kernels_of(shape.dtype, shape.head_dim), shape.layout);
-  const size_t shared_bytes = fused::fused_shared_bytes(static_cast<int>(shape.head_dim), kElementBytes);
+  const int head_dim = static_cast<int>(shape.head_dim);
+  const size_t shared_bytes = float32 ? fused::fused_f32_shared_bytes(head_dim)
+                                      : fused::fused_shared_bytes(head_dim, static_cast<size_t>(element_bytes));
   if (!kernel_ready(kernel, device, shared_bytes)) return false;
 
   *status = [&]() -> dfss_status {

@@ -1,6 +1,7 @@
 // What the dispatch of the fused tensor-core forward (attention_fused.cu) knows of its kernels: their parameters,
 // their shared memory, and one set of kernels (dense, 1:2, 2:4) per element type and head dimension, each set
-// compiled in its own file (attention_fused_<dtype>_d<D>.cu) so that the builds run in parallel.
+// compiled in its own file (attention_fused_<dtype>_d<D>.cu, float32: attention_fused_f32_d<D>.cu) so that the
+// builds run in parallel.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -11,6 +12,7 @@
 
 #include "attention_fused_fragments.cuh"
 #include "attention_shape.h"
+#include "tf32_fragments.h"
 
 namespace dfss {
 namespace fused {
@@ -43,6 +45,11 @@ DFSS_HOST_DEVICE constexpr size_t fused_shared_bytes(int head_dim, size_t elemen
   return size_t{3} * kTileKeys * static_cast<size_t>(tile_stride(head_dim)) * element_bytes;
 }
 
+// The same for the float32 kernels (attention_fused_tf32_kernel.cuh): float32 tiles of tf32_tile_stride(D) floats a row.
+DFSS_HOST_DEVICE constexpr size_t fused_f32_shared_bytes(int head_dim) {
+  return size_t{3} * kTileKeys * static_cast<size_t>(tf32_tile_stride(head_dim)) * sizeof(float);
+}
+
 // The kernels of element type T (__half or __nv_bfloat16) and head dimension D; defined in
 // attention_fused_kernel.cuh and instantiated once, in attention_fused_<dtype>_d<D>.cu.
 template <typename T, int D>
@@ -54,6 +61,15 @@ extern template FusedKernels fused_attention_kernels<__half, 128>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 32>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 64>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 128>();
+
+// The float32 kernels (3xTF32) of head dimension D; defined in attention_fused_tf32_kernel.cuh and instantiated once,
+// in attention_fused_f32_d<D>.cu.
+template <int D>
+FusedKernels fused_attention_f32_kernels();
+
+extern template FusedKernels fused_attention_f32_kernels<32>();
+extern template FusedKernels fused_attention_f32_kernels<64>();
+extern template FusedKernels fused_attention_f32_kernels<128>();
 
 }  // namespace fused
 }  // namespace dfss

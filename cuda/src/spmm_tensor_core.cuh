@@ -7,6 +7,14 @@
 // keys in chunks of 64: V rows through cp.async into shared memory (double-buffered, rows past Nk zero-filled),
 // B fragments through ldmatrix.trans; A fragments and metadata straight from global memory into registers.
 //
+// float32 1:2 runs on mma.sp::ordered_metadata m16n8k16 .tf32 in float32 accuracy (3xTF32, mma_tf32.cuh: three
+// mma.sp per product on the tf32 split p = big + small, v = big + small), so the output keeps the float32 semantics of
+// dfss.h: a 1:2 row is the sparse A operand as it is (slot c: the kept key of pair c), and the metadata stream (one
+// bit per slot) becomes the tf32 metadata register (tf32_fragments.h). Its blocks walk the keys in chunks of 32 (the
+// float32 V tiles of 64 keys would pass the 48 KiB of static shared memory at Dv = 128), V's rows permuted in shared
+// memory (tf32_sparse_v_key_of_row) so that the B fragments meet no bank conflict. float32 dense stays on the
+// reference kernel.
+//
 // Instantiated per (dtype, head dim) by spmm_tensor_core_<dtype>_d<D>.cu.
 #pragma once
 
@@ -16,10 +24,12 @@
 #include "launch.h"
 #include "layout.h"
 #include "mma.cuh"
+#include "mma_tf32.cuh"
 #include "staged_fragments.h"
 #include "staged_io.cuh"
 #include "staged_tensor_core.h"
 #include "status.h"
+#include "tf32_fragments.h"
 
 namespace dfss {
 namespace staged {
@@ -104,6 +114,7 @@ __global__ void __launch_bounds__(kThreads)
 
     // A fragments: slots 16 step + 2a (+1) and 16 step + 8 + 2a (+1) of rows group and group + 8, where step counts
     // the k32 (sparse) or k16 (dense) steps of the row; issued before waiting for V so that the loads overlap.
+    // (Loading them one chunk ahead instead cost 32 registers at Dv = 64 and ran 3-5 % slower on the H200.)
     uint32_t a[kSteps][4];
     uint32_t sparse_metadata[kSteps];
 #pragma unroll
@@ -166,23 +177,173 @@ __global__ void __launch_bounds__(kThreads)
 #endif
 }
 
+// Keys of one chunk of the float32 kernel: 2 steps of 16.
+constexpr int kTf32ChunkKeys = 32;
+
+// Element `slot` of a compressed float32 row of `limit` elements; 0 past its end or for a row that does not exist.
+__device__ __forceinline__ float load_slot(const float *row, int64_t slot, int64_t limit) {
+  return row != nullptr && slot < limit ? row[slot] : 0.0f;
+}
+
+// The 8 metadata bits (one per slot) of 16-key step `step` of a 1:2 row: bits 8 step .. 8 step + 7 of its stream.
+// Bits past the stream's end read as 0, which is valid tf32 metadata (index 0; those slots hold 0).
+__device__ __forceinline__ uint32_t step_metadata_bits(const uint32_t *metadata_row, int64_t step,
+                                                       int64_t words_per_row) {
+  const int64_t word = step / 4;
+  if (metadata_row == nullptr || word >= words_per_row) return 0u;
+  return (metadata_row[word] >> (8 * (step % 4))) & 0xFFu;
+}
+
+// float32 1:2: out = P V with P the compressed 1:2 probabilities, on sparse tf32 tensor cores (3xTF32).
+template <int HeadDimV>
+__global__ void __launch_bounds__(kThreads)
+    spmm_tf32_1_2_kernel(AttentionShape shape, const float *probs, const uint32_t *metadata, const float *v, float *out) {
+#if DFSS_MMA_AVAILABLE
+  static_assert(HeadDimV % 8 == 0, "head dims of whole n8 tiles");
+  static_assert(kTf32ChunkKeys % 16 == 0, "chunks of whole 16-key steps");
+  constexpr int kStride = tf32_tile_stride(HeadDimV);
+  constexpr int kPieces = HeadDimV / 4;  // 16-byte pieces of a V row
+  constexpr int kOutBlocks = HeadDimV / 8;
+  constexpr int kSteps = kTf32ChunkKeys / 16;
+  __shared__ alignas(16) float v_tiles[2][kTf32ChunkKeys * kStride];
+
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = lane / 4;
+  const int quad = lane % 4;
+  const CompressedLayout layout = shape.layout;
+  const int64_t values_per_row = layout.values_per_row;
+
+  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
+  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head
+  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
+  const int64_t batch = head_row / shape.heads_q;
+  const int64_t head_q = head_row % shape.heads_q;
+  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const float *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
+
+  // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
+  int64_t row[2];
+  const float *probs_row[2];
+  const uint32_t *metadata_row[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row[r] = first_row + warp * 16 + group + 8 * r;
+    const int64_t input_row = head_row * shape.seq_q + row[r];
+    const bool inside = row[r] < shape.seq_q;
+    probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
+    metadata_row[r] = inside ? metadata + input_row * layout.words_per_row : nullptr;
+  }
+
+  // Tile row p of a chunk holds key tf32_sparse_v_key_of_row(p) of it; keys past Nk are zero-filled.
+  const auto load_value_chunk = [&](int64_t chunk, float *target) {
+    for (int piece = static_cast<int>(threadIdx.x); piece < kTf32ChunkKeys * kPieces; piece += kThreads) {
+      const int p = piece / kPieces;
+      const int column = piece % kPieces * 4;
+      const int64_t key = chunk * kTf32ChunkKeys + tf32_sparse_v_key_of_row(p);
+      const bool outside = key >= shape.seq_k;
+      cp_async_16(&target[p * kStride + column], outside ? v_head : v_head + key * shape.v.row + column, outside);
+    }
+  };
+
+  float acc[kOutBlocks][4];
+#pragma unroll
+  for (int n = 0; n < kOutBlocks; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+
+  const int64_t chunks = (shape.seq_k + kTf32ChunkKeys - 1) / kTf32ChunkKeys;
+  load_value_chunk(0, v_tiles[0]);
+  cp_async_commit();
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    if (chunk + 1 < chunks) load_value_chunk(chunk + 1, v_tiles[(chunk + 1) & 1]);
+    cp_async_commit();
+
+    // A (the 8 slots of 16-key step `step`): slots quad and quad + 4 of rows group and group + 8; issued before waiting
+    // for V so that the loads overlap.
+    float a_values[kSteps][4];
+    uint32_t sparse_metadata[kSteps];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      const int64_t step = chunk * kSteps + s;
+      const int64_t slot = 8 * step + quad;
+      a_values[s][0] = load_slot(probs_row[0], slot, values_per_row);
+      a_values[s][1] = load_slot(probs_row[1], slot, values_per_row);
+      a_values[s][2] = load_slot(probs_row[0], slot + 4, values_per_row);
+      a_values[s][3] = load_slot(probs_row[1], slot + 4, values_per_row);
+      sparse_metadata[s] = tf32_sparse_metadata_register(step_metadata_bits(metadata_row[0], step, layout.words_per_row),
+                                                         step_metadata_bits(metadata_row[1], step, layout.words_per_row),
+                                                         quad);
+    }
+
+    cp_async_wait<1>();
+    __syncthreads();
+    const float *values = v_tiles[chunk & 1];
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      SplitTf32 a[4];
+      split_tf32(a_values[s], a);
+      const float *v_block = values + 16 * s * kStride + group;
+#pragma unroll
+      for (int n = 0; n < kOutBlocks; ++n) {
+        // B: keys 16 s + quad + 4i of output column 8n + group, at the tile rows tf32_sparse_v_row gives.
+        float b_values[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) b_values[i] = v_block[tf32_sparse_v_row(i, quad) * kStride + 8 * n];
+        SplitTf32 b[4];
+        split_tf32(b_values, b);
+        mma_sp_m16n8k16_3xtf32<0>(acc[n], a, b, sparse_metadata[s]);
+      }
+    }
+    __syncthreads();  // the next iteration loads into the buffer just read
+  }
+
+  float *out_head = out + batch * shape.out.batch + head_q * shape.out.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= shape.seq_q) continue;
+    float *out_row = out_head + row[r] * shape.out.row;
+#pragma unroll
+    for (int n = 0; n < kOutBlocks; ++n) {
+      float *target = out_row + 8 * n + 2 * quad;
+      if (reinterpret_cast<uintptr_t>(target) % sizeof(float2) == 0) {
+        *reinterpret_cast<float2 *>(target) = make_float2(acc[n][2 * r], acc[n][2 * r + 1]);
+      } else {
+        target[0] = acc[n][2 * r];
+        target[1] = acc[n][2 * r + 1];
+      }
+    }
+  }
+#else
+  (void)shape, (void)probs, (void)metadata, (void)v, (void)out;
+#endif
+}
+
 }  // namespace staged
 
 template <dfss_dtype Dtype, int HeadDimV>
 dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
                                     const void *v, void *out) {
-  using T = typename staged::ElementOf<Dtype>::type;
-  const auto kernel = [&] {
-    switch (call.shape.layout.m) {
-      case 2: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2>;
-      case 4: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4>;
-      default: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE>;
-    }
-  }();
-  clear_stale_cuda_error();
-  kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, 0, call.stream>>>(
-      call.shape, static_cast<const T *>(probs), metadata, static_cast<const T *>(v), static_cast<T *>(out));
-  return check_launch("spmm_tensor_core_kernel");
+  const unsigned blocks = static_cast<unsigned>(staged_grid_blocks(call.shape));
+  if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
+    // float32: pattern 1:2 only (staged_tensor_core.cpp declines the others).
+    clear_stale_cuda_error();
+    staged::spmm_tf32_1_2_kernel<HeadDimV><<<blocks, staged::kThreads, 0, call.stream>>>(
+        call.shape, static_cast<const float *>(probs), metadata, static_cast<const float *>(v),
+        static_cast<float *>(out));
+    return check_launch("spmm_tf32_1_2_kernel");
+  } else {
+    using T = typename staged::ElementOf<Dtype>::type;
+    const auto kernel = [&] {
+      switch (call.shape.layout.m) {
+        case 2: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2>;
+        case 4: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4>;
+        default: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE>;
+      }
+    }();
+    clear_stale_cuda_error();
+    kernel<<<blocks, staged::kThreads, 0, call.stream>>>(call.shape, static_cast<const T *>(probs), metadata,
+                                                         static_cast<const T *>(v), static_cast<T *>(out));
+    return check_launch("spmm_tensor_core_kernel");
+  }
 }
 
 }  // namespace dfss

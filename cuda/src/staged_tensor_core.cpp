@@ -2,8 +2,9 @@
 // instantiation of the call's dtype and head dim. A call they decline runs on the reference kernels.
 //
 // sddmm_prune and spmm take float16 / bfloat16 calls of every pattern on devices of compute capability 8.0 and
-// later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v). compressed_softmax takes every
-// call on every device (it uses no tensor cores).
+// later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v); spmm also takes float32 calls
+// of pattern 1:2 (sparse tf32 tensor cores in float32 accuracy, spmm_tensor_core.cuh) under the same conditions.
+// compressed_softmax takes every call on every device (it uses no tensor cores).
 #include <cuda_runtime_api.h>
 
 #include <atomic>
@@ -65,15 +66,30 @@ bool has_instantiation(int64_t head_dim) {
   return false;
 }
 
-// cp.async moves rows in 16-byte pieces: the base pointer and every stride but the column's (8 elements of 16 bits).
-bool rows_of_16_bytes(const void *pointer, const Strides4 &strides) {
-  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides.batch % 8 == 0 && strides.head % 8 == 0 &&
-         strides.row % 8 == 0;
+// cp.async moves rows in 16-byte pieces: the base pointer and every stride but the column's (8 elements of 16 bits,
+// 4 of float32).
+bool rows_of_16_bytes(const void *pointer, const Strides4 &strides, dfss_dtype dtype) {
+  const int64_t elements = dtype == DFSS_DTYPE_FLOAT32 ? 4 : 8;
+  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides.batch % elements == 0 &&
+         strides.head % elements == 0 && strides.row % elements == 0;
 }
 
-// Calls launch<Dtype, HeadDim>() for the call's dtype (16-bit) and a head dim of kStagedHeadDims.
+// Calls launch<Dtype, HeadDim>() for the call's dtype and a head dim of kStagedHeadDims (float32 only where the
+// launcher has float32 instantiations: Launch::kFloat32).
 template <template <dfss_dtype, int> class Launch, typename... Args>
 dfss_status dispatch_instantiation(dfss_dtype dtype, int64_t head_dim, Args &&...args) {
+  if constexpr (Launch<DFSS_DTYPE_FLOAT32, 16>::kFloat32) {
+    if (dtype == DFSS_DTYPE_FLOAT32) {
+      switch (head_dim) {
+        case 16: return Launch<DFSS_DTYPE_FLOAT32, 16>::run(args...);
+        case 32: return Launch<DFSS_DTYPE_FLOAT32, 32>::run(args...);
+        case 64: return Launch<DFSS_DTYPE_FLOAT32, 64>::run(args...);
+        case 96: return Launch<DFSS_DTYPE_FLOAT32, 96>::run(args...);
+        case 128: return Launch<DFSS_DTYPE_FLOAT32, 128>::run(args...);
+        default: return DFSS_ERROR_INTERNAL;  // has_instantiation was checked before
+      }
+    }
+  }
   const bool half = dtype == DFSS_DTYPE_FLOAT16;
   switch (head_dim) {
     case 16: return half ? Launch<DFSS_DTYPE_FLOAT16, 16>::run(args...) : Launch<DFSS_DTYPE_BFLOAT16, 16>::run(args...);
@@ -88,6 +104,7 @@ dfss_status dispatch_instantiation(dfss_dtype dtype, int64_t head_dim, Args &&..
 
 template <dfss_dtype Dtype, int HeadDim>
 struct SddmmPruneLaunch {
+  static constexpr bool kFloat32 = false;
   static dfss_status run(const AttentionCall &call, const void *q, const void *k, void *values, uint32_t *metadata) {
     return launch_sddmm_prune_tensor_core<Dtype, HeadDim>(call, q, k, values, metadata);
   }
@@ -95,6 +112,7 @@ struct SddmmPruneLaunch {
 
 template <dfss_dtype Dtype, int HeadDimV>
 struct SpmmLaunch {
+  static constexpr bool kFloat32 = true;  // pattern 1:2
   static dfss_status run(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
                          void *out) {
     return launch_spmm_tensor_core<Dtype, HeadDimV>(call, probs, metadata, v, out);
@@ -112,7 +130,7 @@ bool sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const voi
                              uint32_t *metadata, dfss_status *status) {
   const AttentionShape &shape = call.shape;
   if (!is_16_bit(shape.dtype) || !has_instantiation(shape.head_dim)) return false;
-  if (!rows_of_16_bytes(q, shape.q) || !rows_of_16_bytes(k, shape.k)) return false;
+  if (!rows_of_16_bytes(q, shape.q, shape.dtype) || !rows_of_16_bytes(k, shape.k, shape.dtype)) return false;
   if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
   *status = dispatch_instantiation<SddmmPruneLaunch>(shape.dtype, shape.head_dim, call, q, k, values, metadata);
   return true;
@@ -129,8 +147,9 @@ bool compressed_softmax_tensor_core(const AttentionCall &call, const void *value
 bool spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
                       void *out, dfss_status *status) {
   const AttentionShape &shape = call.shape;
-  if (!is_16_bit(shape.dtype) || !has_instantiation(shape.head_dim_v)) return false;
-  if (!rows_of_16_bytes(v, shape.v)) return false;
+  const bool float32_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m == 2;
+  if ((!is_16_bit(shape.dtype) && !float32_1_2) || !has_instantiation(shape.head_dim_v)) return false;
+  if (!rows_of_16_bytes(v, shape.v, shape.dtype)) return false;
   if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
   *status = dispatch_instantiation<SpmmLaunch>(shape.dtype, shape.head_dim_v, call, probs, metadata, v, out);
   return true;

@@ -1,0 +1,10 @@
+// The fused tensor-core forward kernels for float32 inputs (3xTF32) with head dimension 32 (dense, 1:2 and 2:4).
+#include "attention_fused_tf32_kernel.cuh"
+
+namespace dfss {
+namespace fused {
+
+template FusedKernels fused_attention_f32_kernels<32>();
+
+}  // namespace fused
+}  // namespace dfss

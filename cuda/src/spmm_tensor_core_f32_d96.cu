@@ -1,0 +1,7 @@
+// spmm on tensor cores for float32 (1:2, 3xTF32), head dim 96: one instantiation per file, so they compile in parallel.
+#include "spmm_tensor_core.cuh"
+
+namespace dfss {
+template dfss_status launch_spmm_tensor_core<DFSS_DTYPE_FLOAT32, 96>(
+    const AttentionCall &, const void *, const uint32_t *, const void *, void *);
+}  // namespace dfss

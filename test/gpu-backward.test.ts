@@ -1,9 +1,11 @@
 // The CUDA backward (dfss_attention_backward) against the CPU backward, for every dtype, pattern and mask of the
-// GPU case grid (src/check/cases.ts) at odd sizes, with device outputs poisoned (NaN) so an unwritten element
-// shows: from the CPU forward's out and lse (the backward alone), and as a training step on the GPU
-// (attentionForTraining, then backward). Also: the same bits on a second run, and the forward's N:M choice kept
-// under exact ties. Where random scores put a group's N-th and (N+1)-th scores within float32 rounding of each
-// other, the CPU and the GPU may keep different keys: such rows (dq) and their groups' keys (dk, dv) are left out.
+// GPU case grid (src/check/cases.ts) and of the fused tensor-core backward's grid (support/backward-cases.ts) at
+// odd sizes, with device outputs poisoned (NaN) so an unwritten element shows: from the CPU forward's out and lse
+// (the backward alone), and as a training step on the GPU (attentionForTraining, then backward). Also: the same
+// bits on a second run, and the forward's N:M choice kept under exact ties and under near ties that only the
+// float32 rounding of the scores decides. Where random scores put a group's N-th and (N+1)-th scores within
+// float32 rounding of each other, the CPU and the GPU may keep different keys: such rows (dq) and their groups'
+// keys (dk, dv) are left out.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -17,6 +19,7 @@ import { parsePattern } from '../src/pattern.js';
 import { SeededRandom } from '../src/random.js';
 import { Tensor } from '../src/tensor.js';
 import type { AttentionOptions } from '../src/validate.js';
+import { tensorCoreBackwardCases } from './support/backward-cases.js';
 
 const cuda = cudaStatus();
 const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
@@ -27,7 +30,9 @@ console.log(`# gpu-backward seed ${seed}`);
 
 // DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
 const small = process.env.DFSS_GPU_TESTS === 'small';
-const cases = checkCases({ large: !small }).filter((c) => !small || c.seqQ * c.seqK <= 100000);
+const cases = [...checkCases({ large: !small }), ...tensorCoreBackwardCases({ large: !small })].filter(
+  (c) => !small || c.seqQ * c.seqK <= 100000,
+);
 
 /** dout [B, Hq, Nq, Dv] of the case: normal values in the dtype, laid out like the case's other tensors. */
 function makeDout(c: Case, random: SeededRandom): Tensor {
@@ -214,4 +219,85 @@ test('the CUDA backward keeps exactly the keys the forward kept, ties included',
         }
       });
     }
+});
+
+/** `values` with its elements in a random order (Fisher-Yates). */
+function shuffled(values: Float32Array, random: SeededRandom): Float32Array {
+  const out = Float32Array.from(values);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random.uniform() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+test('the CUDA backward keeps exactly the keys the forward kept, near ties included', { skip }, async (t) => {
+  const random = new SeededRandom(seed ^ 0x7e1e);
+  const H = 2;
+  for (const dtype of ['float16', 'bfloat16'] as const)
+    for (const pattern of ['1:2', '2:4'])
+      for (const D of [64, 128]) {
+        await t.test(`${dtype} ${pattern} D${D}`, async () => {
+          // Every key of a head is a permutation of one vector and every query row a multiple of (1, ..., 1): all the
+          // scores of a row are equal in exact arithmetic, and only the rounding of the float32 sums, which depends
+          // on the order of the terms, tells them apart (the vector's elements span 2^-8 .. 2^8, so the sums do
+          // round). V = identity (Nk = Dv = D), so the forward's out row i is
+          // P_i, zero exactly where the forward pruned; dout = identity (Nq = Dv), so dv = P^T, zero exactly where
+          // the backward's own choice pruned.
+          const N = D;
+          const owned: { dispose(): void }[] = [];
+          try {
+            const spread = random.normals(D).map((x) => x * 2 ** (Math.floor(random.uniform() * 17) - 8));
+            const base = Tensor.fromArray(spread, [1, 1, 1, D], { dtype });
+            owned.push(base);
+            const baseValues = await base.toFloat32Array(); // rounded to the dtype: permutations keep the multiset
+            const kValues = new Float32Array(H * N * D);
+            for (let key = 0; key < H * N; key++) kValues.set(shuffled(baseValues, random), key * D);
+            const qValues = new Float32Array(H * N * D);
+            const multiples = random.normals(H * N);
+            for (let row = 0; row < H * N; row++) qValues.fill(multiples[row], row * D, (row + 1) * D);
+            const identity = new Float32Array(H * N * D);
+            for (let h = 0; h < H; h++) for (let i = 0; i < N; i++) identity[(h * N + i) * D + i] = 1;
+            const host = [
+              Tensor.fromArray(qValues, [1, H, N, D], { dtype }),
+              Tensor.fromArray(kValues, [1, H, N, D], { dtype }),
+              Tensor.fromArray(identity, [1, H, N, D], { dtype }),
+              Tensor.fromArray(identity, [1, H, N, D], { dtype }),
+            ];
+            owned.push(...host);
+            const [q, k, v, dout] = await toDevice(host);
+            owned.push(q, k, v, dout);
+            const ctx = await attentionForTraining(q, k, v, { pattern, backend: 'cuda' });
+            owned.push(ctx);
+            const grads = await ctx.backward(dout);
+            owned.push(grads.dq, grads.dk, grads.dv);
+
+            const out = await ctx.out.toFloat32Array();
+            const dv = await grads.dv.toFloat32Array();
+            const forwardPruned: number[] = [];
+            const backwardPruned: number[] = [];
+            let lowerKeysKept = 0; // groups where the forward kept what a plain tie rule (lower keys first) keeps
+            const { n, m } = parsePattern(pattern)!;
+            for (let h = 0; h < H; h++)
+              for (let i = 0; i < N; i++)
+                for (let j = 0; j < N; j++) {
+                  forwardPruned.push(out[(h * N + i) * D + j] === 0 ? 1 : 0);
+                  backwardPruned.push(dv[(h * N + j) * D + i] === 0 ? 1 : 0);
+                  if (j % m === 0) {
+                    let lower = true;
+                    for (let p = 0; p < m; p++) lower &&= (out[(h * N + i) * D + j + p] !== 0) === p < n;
+                    if (lower) lowerKeysKept++;
+                  }
+                }
+            // The scores are not exact ties: the rounding decides a good share of the groups otherwise.
+            const groups = (H * N * N) / m;
+            assert.ok(lowerKeysKept < 0.9 * groups, `${lowerKeysKept} of ${groups} groups kept their lower keys: no near ties`);
+            const kept = forwardPruned.filter((x) => x === 0).length;
+            assert.equal(kept, (H * N * N * n) / m, 'the forward keeps n of every m keys');
+            assert.deepEqual(backwardPruned, forwardPruned, 'dv = P^T is zero exactly where the forward output is');
+          } finally {
+            for (const x of owned) x.dispose();
+          }
+        });
+      }
 });

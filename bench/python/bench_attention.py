@@ -20,6 +20,13 @@ run stops measuring after --budget-seconds: skipped cells say so.
 
 Writes attention-bench.json and attention-bench.md to --out and prints the summary table last. Exits 1 when a
 dfss cell is WRONG or failed, or the run was cut short by an error; 2 when it cannot run here.
+
+--backward times training steps instead, forward + backward on the same inputs and dout: dfss fused 2:4, 1:2
+and dense (dfss_attention_forward with lse, then dfss_attention_backward, through ctypes) against torch SDPA flash
+and cuDNN (forward, then torch.autograd.grad), on N = 1024..8192, D = 64 and 128, float16, H = 16, B*N = 16K,
+causal and not. The ratio of issue 5's target is dfss 2:4 fwd+bwd against dfss dense fwd+bwd (>= 1.2x at
+N >= 2048). TFLOP/s there count forward + backward as 3.5x the forward's 4*B*H*N^2*D (halved for causal). The
+forward output is checked as in the forward grid, and the gradients must be finite. Reports go to --out/backward.
 """
 
 import argparse
@@ -62,8 +69,20 @@ VARIANTS = (
     ("cudnn", "torch SDPA cuDNN", "sdpa", "CUDNN_ATTENTION"),
     ("unfused", "torch unfused", "unfused", None),
 )
-VARIANT_KEYS = tuple(v[0] for v in VARIANTS)
-DFSS_VARIANTS = tuple(v[0] for v in VARIANTS if v[2].startswith("dfss"))
+# The training-step variants of --backward: forward + backward.
+BACKWARD_VARIANTS = (
+    ("train-2:4", "dfss 2:4 fwd+bwd", "dfss-train", "2:4"),
+    ("train-1:2", "dfss 1:2 fwd+bwd", "dfss-train", "1:2"),
+    ("train-dense", "dfss dense fwd+bwd", "dfss-train", "dense"),
+    ("train-flash", "torch flash fwd+bwd", "sdpa-train", "FLASH_ATTENTION"),
+    ("train-cudnn", "torch cuDNN fwd+bwd", "sdpa-train", "CUDNN_ATTENTION"),
+)
+BACKWARD_SEQS = (1024, 2048, 4096, 8192)
+# Forward + backward FLOPs as a multiple of the forward's (2 matrix products forward, 5 backward: dq, dk, dv,
+# dP and the recomputed scores).
+BACKWARD_FLOP_FACTOR = 3.5
+VARIANT_KEYS = tuple(v[0] for v in VARIANTS + BACKWARD_VARIANTS)
+DFSS_VARIANTS = tuple(v[0] for v in VARIANTS + BACKWARD_VARIANTS if v[2].startswith("dfss"))
 
 # The speed-ups of issue 4's targets: baseline time / dfss time, computed wherever both cells were measured;
 # the target applies to the rows `applies` accepts.
@@ -106,6 +125,23 @@ RATIOS = (
     },
 )
 
+BACKWARD_RATIOS = (
+    {
+        "key": "train 2:4/dense",
+        "label": "2:4 vs dense, fwd+bwd",
+        "dfss": "train-2:4",
+        "baseline": "train-dense",
+        "target": 1.2,
+        "target_text": "issue 5: dfss 2:4 fwd+bwd >= 1.2x dfss dense fwd+bwd at N >= 2048",
+        "applies": lambda s: s["N"] >= 2048,
+    },
+)
+
+
+def mode_tables(args):
+    """(variants, ratios) of the run: the training-step tables with --backward, else the forward's."""
+    return (BACKWARD_VARIANTS, BACKWARD_RATIOS) if args.backward else (VARIANTS, RATIOS)
+
 
 def int_list(text):
     try:
@@ -133,6 +169,7 @@ def parse_args(argv):
     p.add_argument("--lib", help="libdfss.so to load (default: $DFSS_LIBRARY, else build/cuda/lib, else bundle/dfss-gpu/lib)")
     p.add_argument("--out", default=os.environ.get("OUT") or "build/bench", help="folder for attention-bench.json and .md ($OUT when set)")
     p.add_argument("--quick", action="store_true", help="a short run: grid suite, D=64, N=1024,4096, float16, no causal (other flags still apply)")
+    p.add_argument("--backward", action="store_true", help="time forward + backward (training steps) instead: N=%s, D=64,128, float16, H=16, B*N=16K, causal both; reports in --out/backward" % ",".join(map(str, BACKWARD_SEQS)))
     p.add_argument("--suite", type=choice_list(("grid", "paper")), help="grid (issue 4's grid), paper (the paper's table); default both (grid with --quick)")
     p.add_argument("--dims", type=int_list, help="head dims D of the grid (default 64,128)")
     p.add_argument("--seqs", type=int_list, help="sequence lengths N of the grid (default %s)" % ",".join(map(str, GRID_SEQS)))
@@ -141,7 +178,7 @@ def parse_args(argv):
     p.add_argument("--causal", choices=("no", "yes", "both"), help="causal masks in the grid (default both)")
     p.add_argument("--heads", type=int, default=16, help="heads H of the grid")
     p.add_argument("--tokens", type=int, default=16384, help="batch * N of the grid")
-    p.add_argument("--variants", type=choice_list(VARIANT_KEYS), default=list(VARIANT_KEYS), help="variants to run")
+    p.add_argument("--variants", type=choice_list(VARIANT_KEYS), help="variants to run (default: every variant of the mode: %s; with --backward: %s)" % (",".join(v[0] for v in VARIANTS), ",".join(v[0] for v in BACKWARD_VARIANTS)))
     p.add_argument("--reps", type=int, default=30, help="timed calls per cell at most")
     p.add_argument("--min-reps", type=int, default=3, help="timed calls per cell at least")
     p.add_argument("--cell-seconds", type=float, default=0.5, help="GPU time aimed at per cell (sets the reps between the bounds)")
@@ -152,6 +189,16 @@ def parse_args(argv):
     p.add_argument("--no-check", action="store_true", help="skip the correctness checks")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    mode_variants = [v[0] for v in mode_tables(args)[0]]
+    args.variants = args.variants or mode_variants
+    if any(v not in mode_variants for v in args.variants):
+        p.error("--variants: expected a subset of %s%s" % (",".join(mode_variants), " (with --backward)" if args.backward else ""))
+    if args.backward:
+        args.suite = ["backward"]
+        args.seqs = args.seqs or ([2048, 4096] if args.quick else list(BACKWARD_SEQS))
+        args.dims = args.dims or ([64] if args.quick else [64, 128])
+        args.dtypes = args.dtypes or ["float16"]
+        args.causal = args.causal or ("no" if args.quick else "both")
     if args.quick:
         args.suite = args.suite or ["grid"]
         args.dims = args.dims or [64]
@@ -177,6 +224,16 @@ def shapes_of(args):
     """Every shape of the run: the paper suite first (small), then the grid by N ascending, so that a run cut
     by its budget loses the largest shapes."""
     shapes = []
+    if args.backward:
+        masks = {"no": [False], "yes": [True], "both": [False, True]}[args.causal]
+        for n in sorted(args.seqs):
+            for d in args.dims:
+                for dtype in args.dtypes:
+                    for causal in masks:
+                        shapes.append(dict(suite="backward", B=max(1, args.tokens // n), H=args.heads, N=n, D=d, dtype=dtype, causal=causal))
+        for s in shapes:
+            s["flops"] = BACKWARD_FLOP_FACTOR * 4 * s["B"] * s["H"] * s["N"] ** 2 * s["D"] / (2 if s["causal"] else 1)
+        return shapes
     if "paper" in args.suite:
         for n in args.paper_seqs:
             shapes.append(dict(suite="paper", B=24 if n >= 4096 else 48, H=4, N=n, D=64, dtype="bfloat16", causal=False))
@@ -209,6 +266,8 @@ class Harness:
     def __init__(self, args, dfss):
         self.args = args
         self.dfss = dfss
+        self.variants = mode_tables(args)[0]
+        self.train_gradients = None  # dq, dk, dv of the dfss training step being measured, for its check
         self.device = torch.device("cuda", torch.cuda.current_device())
         self.started = time.monotonic()
         self.best_rate = {}  # variant -> best FLOP/s seen, to predict which calls would be too slow
@@ -255,6 +314,33 @@ class Harness:
                 return outs[i]
 
             return staged, contextlib.nullcontext()
+        if kind == "dfss-train":
+            outs = [torch.full_like(q, math.nan) for q, _, _ in sets]
+            lses = [torch.full(q.shape[:3], math.nan, dtype=torch.float32, device=self.device) for q, _, _ in sets]
+            dout = torch.randn(sets[0][0].shape, generator=self.generator, device=self.device, dtype=sets[0][0].dtype)
+            gradients = tuple(torch.full_like(t, math.nan) for t in sets[0])
+            self.train_gradients = gradients
+            desc = self.dfss.desc(*sets[0], outs[0], arg, causal=s["causal"])
+            workspace = self.dfss.backward_workspace(desc, self.device)
+
+            def train(i):
+                q, k, v = sets[i]
+                self.dfss.attention_forward(desc, q, k, v, outs[i], lses[i])
+                self.dfss.attention_backward(desc, q, k, v, outs[i], dout, lses[i], *gradients, workspace)
+                return outs[i]
+
+            return train, contextlib.nullcontext()
+        if kind == "sdpa-train":
+            leaves = [tuple(t.detach().requires_grad_() for t in inputs) for inputs in sets]
+            dout = torch.randn(sets[0][0].shape, generator=self.generator, device=self.device, dtype=sets[0][0].dtype)
+
+            def sdpa_train(i):
+                q, k, v = leaves[i]
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=s["causal"])
+                torch.autograd.grad(out, (q, k, v), dout)
+                return out.detach()
+
+            return sdpa_train, sdpa_kernel(getattr(SDPBackend, arg))
         if kind == "sdpa":
 
             def sdpa(i):
@@ -315,6 +401,10 @@ class Harness:
             ok &= good
             left_out = 0 if clear is None else int((~clear).sum())
             texts.append("b%d h%d vs reference: %s%s" % (b, h, text, ", %d near-tie rows left out" % left_out if left_out else ""))
+            if kind == "dfss-train":
+                finite = all(bool(torch.isfinite(g).all()) for g in self.train_gradients)
+                ok &= finite
+                texts.append("b%d h%d dq, dk, dv %s" % (b, h, "finite" if finite else "NOT FINITE (NaN: an element never written)"))
             if kind == "dfss-staged":
                 n, m = ref.PATTERN_NM[pattern]
                 good, text = ref.compare_metadata(self.staged_metadata[b, h][rows], keep, group_margin, n, m)
@@ -377,14 +467,14 @@ class Harness:
     def run_shape(self, s):
         cells = {}
         if time.monotonic() - self.started > self.args.budget_seconds:
-            return {v[0]: {"status": "skipped (budget)"} for v in VARIANTS if v[0] in self.args.variants}
+            return {v[0]: {"status": "skipped (budget)"} for v in self.variants if v[0] in self.args.variants}
         try:
             sets = self.input_sets(s)
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()
-            return {v[0]: {"status": "out of memory"} for v in VARIANTS if v[0] in self.args.variants}
+            return {v[0]: {"status": "out of memory"} for v in self.variants if v[0] in self.args.variants}
         reference_cache = {}
-        for variant in VARIANTS:
+        for variant in self.variants:
             key, label = variant[0], variant[1]
             if key not in self.args.variants:
                 continue
@@ -404,6 +494,7 @@ class Harness:
                 cells[key] = {"status": "unsupported" if unsupported else "error", "message": text}
             finally:
                 self.staged_metadata = None
+                self.train_gradients = None
                 torch.cuda.synchronize()
                 torch.cuda.empty_cache()
             c = cells[key]
@@ -414,11 +505,11 @@ class Harness:
         return cells
 
 
-def ratio_rows(shape, cells):
-    """Each ratio of RATIOS where both cells were measured cleanly or its target applies (value None: not
+def ratio_rows(shape, cells, ratio_table=RATIOS):
+    """Each ratio of ratio_table where both cells were measured cleanly or its target applies (value None: not
     measured)."""
     ratios = {}
-    for r in RATIOS:
+    for r in ratio_table:
         fast, base = cells.get(r["dfss"], {}), cells.get(r["baseline"], {})
         measured = fast.get("status") == "ok" and base.get("status") == "ok"
         applies = r["applies"](shape)
@@ -427,6 +518,21 @@ def ratio_rows(shape, cells):
         value = base["ms"] / fast["ms"] if measured else None
         ratios[r["key"]] = {"value": value, "target_applies": applies, "met": value >= r["target"] if measured and applies else None}
     return ratios
+
+
+def print_comparisons(rows):
+    """dfss 2:4 fwd+bwd against torch flash and cuDNN fwd+bwd (baseline time / dfss time), per shape: no target,
+    for comparison."""
+    print("\ndfss 2:4 fwd+bwd speed-up over torch fwd+bwd (baseline time / dfss time; no target):")
+    for row in rows:
+        cells = row["cells"]
+        fast = cells.get("train-2:4", {})
+        texts = []
+        for key, name in (("train-flash", "flash"), ("train-cudnn", "cuDNN")):
+            base = cells.get(key, {})
+            measured = fast.get("status") == "ok" and base.get("status") == "ok"
+            texts.append("vs %s %s" % (name, "%.2fx" % (base["ms"] / fast["ms"]) if measured else "-"))
+        print("  %s: %s" % (shape_label(row["shape"]), ", ".join(texts)))
 
 
 def git_commit():
@@ -470,21 +576,27 @@ def main(argv=None):
     }
     print("dfss attention bench on %s (sm_%s), torch %s, CUDA %s, libdfss %s (%s)" % (meta["card"], meta["compute_capability"].replace(".", ""), meta["torch"], meta["cuda"], meta["libdfss"], meta["library"]), flush=True)
     harness = Harness(args, dfss)
+    mode_variants, mode_ratios = mode_tables(args)
+    if args.backward:
+        meta["flops"] = "forward + backward = %.1f x 4*B*H*N^2*D (halved for causal)" % BACKWARD_FLOP_FACTOR
     rows = []
     try:
         for shape in shapes_of(args):
             print(shape_label(shape), flush=True)
             cells = harness.run_shape(shape)
-            rows.append({"shape": shape, "cells": cells, "ratios": ratio_rows(shape, cells)})
+            rows.append({"shape": shape, "cells": cells, "ratios": ratio_rows(shape, cells, mode_ratios)})
     except Exception as error:  # e.g. a CUDA error that poisons the context: what was measured is still reported
         meta["aborted"] = "%s: %s" % (type(error).__name__, " ".join(str(error).split())[:500])
         print("bench_attention: run aborted: " + meta["aborted"], file=sys.stderr, flush=True)
     meta["seconds"] = round(time.monotonic() - harness.started, 1)
-    variants = [{"key": v[0], "label": v[1]} for v in VARIANTS if v[0] in args.variants]
-    ratios = [{k: r[k] for k in ("key", "label", "dfss", "baseline", "target", "target_text")} for r in RATIOS]
-    table = write_reports(Path(args.out), meta, variants, ratios, rows)
+    variants = [{"key": v[0], "label": v[1]} for v in mode_variants if v[0] in args.variants]
+    ratios = [{k: r[k] for k in ("key", "label", "dfss", "baseline", "target", "target_text")} for r in mode_ratios]
+    out_dir = Path(args.out) / "backward" if args.backward else Path(args.out)
+    table = write_reports(out_dir, meta, variants, ratios, rows)
     print()
     print(table)
+    if args.backward:
+        print_comparisons(rows)
     dfss_failed = any(c["status"] in ("WRONG", "error") for row in rows for key, c in row["cells"].items() if key in DFSS_VARIANTS)
     return 1 if dfss_failed or "aborted" in meta else 0
 

@@ -74,3 +74,16 @@ class DfssTorch:
 
     def spmm(self, desc, probs, metadata, v, out):
         self.lib.spmm(desc, probs.data_ptr(), None if metadata is None else metadata.data_ptr(), v.data_ptr(), out.data_ptr())
+
+    def backward_workspace(self, desc, device):
+        """A device workspace (uint8, torch's allocations are 256-byte aligned) of the size that
+        dfss_attention_backward needs for desc."""
+        return torch.empty(self.lib.attention_backward_workspace_size(desc), dtype=torch.uint8, device=device)
+
+    def attention_backward(self, desc, q, k, v, out, dout, lse, dq, dk, dv, workspace, strides=None):
+        """dq, dk, dv of the forward of desc for dout (dout, dq, dk, dv in the layouts of out, q, k, v unless
+        strides, a dfss_ctypes.BackwardStrides, says otherwise)."""
+        self.lib.attention_backward(
+            desc, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), dout.data_ptr(), lse.data_ptr(),
+            dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), workspace.data_ptr(), workspace.numel(), strides,
+        )

@@ -14,6 +14,8 @@
 //      dense pattern runs the same code with mma.sync m16n8k16, so the two are compared on equal code;
 //   6. out = O / sum in the input dtype, lse = max + log(sum) (natural log), zeros and -inf for a row with no
 //      finite score.
+// Steps 1-3 are score_step (attention_fused_step.cuh), which the fused backward runs too, so that both passes
+// make the same N:M choice.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -24,35 +26,13 @@
 
 #include "attention_fused_fragments.cuh"
 #include "attention_fused_launch.cuh"
+#include "attention_fused_step.cuh"
 #include "mask.h"
 #include "mma.cuh"
 #include "select.cuh"
 
 namespace dfss {
 namespace fused {
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-// 2^x, with 2^-inf = 0 (the masked and pruned scores).
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// lo and hi rounded to T (to nearest even), packed low first: the register of a fragment.
-template <typename T>
-__device__ __forceinline__ uint32_t pack_rounded(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack_rounded<__half>(float lo, float hi) {
-  const __half2 pair = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&pair);
-}
-template <>
-__device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&pair);
-}
 
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -64,33 +44,6 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-// Copies 64 rows of D elements into a shared-memory tile (row stride tile_stride(D)): tile row p receives source
-// row first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
-template <typename T, int D, typename RowOf>
-__device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
-                                          RowOf row_of) {
-  constexpr int kUnits = D / 8;  // 16-byte units per row
-  constexpr int kRowsPerPass = kThreads / kUnits;
-  static_assert(kThreads % kUnits == 0 && kTileKeys % kRowsPerPass == 0, "whole rows per pass");
-  const int unit = static_cast<int>(threadIdx.x) % kUnits;
-#pragma unroll
-  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
-    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
-    const int64_t row = first + row_of(p);
-    const bool outside = row >= limit;
-    // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
-    cp_async_16(tile + p * tile_stride(D) + unit * 8, source + (outside ? 0 : row) * row_stride + unit * 8, outside);
-  }
-}
-
-struct NaturalRow {
-  __device__ __forceinline__ int operator()(int p) const { return p; }
-};
-template <int Pattern>
-struct KeyRow {
-  __device__ __forceinline__ int operator()(int p) const { return key_of_row<Pattern>(p); }
-};
-
 // One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
 // start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
 template <typename T, int D, int Pattern>
@@ -101,7 +54,6 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
   constexpr int kKSteps = D / 16;    // k-steps of QK^T
   constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
   static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
-  static_assert(D % 32 == 0, "K fragments are loaded 32 columns at a time");
 
   const AttentionShape &shape = params.shape;
   const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
@@ -166,72 +118,40 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{});
       cp_async_commit();
 
-      // 1. S = Q K^T: score block j holds columns 8j .. 8j + 7 of the tile's rows.
-      float s[kScoreBlocks][4];
+      // 1-3. S = Q K^T, scale and masks, the N:M choice (attention_fused_step.cuh); then the step's row maxima.
+      ScoredStep scored;
+      score_step<T, D, Pattern>(
+          scored,
+          [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
 #pragma unroll
-      for (int j = 0; j < kScoreBlocks; ++j) {
-        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-#pragma unroll
-        for (int p = 0; p < D / 32; ++p) {
-          uint32_t b[4];
-          ldmatrix_x4(b, k_tile + k_fragment_row(j, lane) * kStride + k_fragment_unit(p, lane) * 8);
-          const uint32_t b_even[2] = {b[0], b[1]};
-          const uint32_t b_odd[2] = {b[2], b[3]};
-          mma_m16n8k16<T>(s[j], q_fragment[2 * p], b_even);
-          mma_m16n8k16<T>(s[j], q_fragment[2 * p + 1], b_odd);
-        }
-      }
-
-      // 2. Scale and masks. s[j][2r + e]: row r, key step_key + key_of_score(j, e, quad).
-      const bool masked = step_key + kTileKeys > warp_key_end;
-      int key_limit[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t remaining = key_end[r] - step_key;
-        key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
-      }
-#pragma unroll
-      for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float score = s[j][2 * r + e] * shape.scale;
-            if (masked && key_of_score<Pattern>(j, e, 0) >= key_limit[r]) score = -INFINITY;
-            s[j][2 * r + e] = score;
-          }
-        }
-      }
-
-      // 3. The N:M choice (sparse) and the step's row maxima.
+            for (int i = 0; i < 4; ++i) {
+              a_even[i] = q_fragment[2 * p][i];
+              a_odd[i] = q_fragment[2 * p + 1][i];
+            }
+          },
+          k_tile, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key, lane_key, lane);
       float step_max[2] = {-INFINITY, -INFINITY};
-      GroupChoice choice[2][2][2];  // [c][h][r]: the group of quad lane `quad` in keys 32c + 16h .. + 15, row r
-      uint32_t metadata = 0;
       if constexpr (kSparse) {
-        uint32_t shares[2][2];
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const int u = 2 * c + h;  // 16-key block: score blocks 2u (keys +0, +1) and 2u + 1 (keys +2, +3)
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-              choice[c][h][r] = select_group<Pattern>(s[2 * u][2 * r], s[2 * u][2 * r + 1], s[2 * u + 1][2 * r],
-                                                      s[2 * u + 1][2 * r + 1]);
-              step_max[r] = fmaxf(step_max[r], choice[c][h][r].group_max);
-            }
-            shares[c][h] = metadata_share(choice[c][h][0].nibble, choice[c][h][1].nibble, quad);
+            for (int r = 0; r < 2; ++r) step_max[r] = fmaxf(step_max[r], scored.choice[c][h][r].group_max);
           }
         }
-        metadata = gather_metadata(shares, quad,
-                                   [](uint32_t value, int mask) { return __shfl_xor_sync(0xffffffffu, value, mask); });
       } else {
 #pragma unroll
         for (int j = 0; j < kScoreBlocks; ++j) {
 #pragma unroll
-          for (int r = 0; r < 2; ++r) step_max[r] = fmaxf(step_max[r], fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+          for (int r = 0; r < 2; ++r) {
+            step_max[r] = fmaxf(step_max[r], fmaxf(scored.s[j][2 * r], scored.s[j][2 * r + 1]));
+          }
         }
       }
+      const auto &s = scored.s;
+      const auto &choice = scored.choice;
+      const uint32_t metadata = scored.metadata;
 
       // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones.
       float scaled_base[2];  // max * log2(e), with max = 0 while a row has no finite score (exp2(-inf) = 0, no NaN)

@@ -1,0 +1,591 @@
+// The fused backward on tensor cores (dfss_attention_backward, sm_80 and later), FlashAttention-2 style, in two
+// kernels on the call's stream and without atomics (each gradient element is summed by one thread, in an order
+// fixed by the problem):
+//   dq:     per tile of 64 query rows (4 warps x 16 rows; dO in registers, Q in shared memory), over the key steps
+//           the rows see:
+//           steps 1-3 exactly as the forward runs them (score_step: the same scores, the same N:M choice);
+//           dP = dO V^T (dense mma, V's rows permuted as K's so that dP lines up with S); at the kept scores
+//           p = exp2(s log2 e - lse log2 e) and dS = p (dP - D_i), rounded to the input dtype;
+//           dQ += dS K with mma.sp::ordered_metadata m16n8k32 on the forward's metadata (dS is pruned along the keys,
+//           the reduction dimension; K in natural key order read through the permuted tile), dense mma for the
+//           dense pattern; dq = scale dQ. D_i = dout_i . out_i is computed here (warp_dot) and saved for the next
+//           kernel. K(step + 1) is copied while a step runs (two K tiles), V(step + 1) while dS K runs.
+//   dk, dv: per tile of 64 keys of a kv head, over the query heads of its group (in order) and their query tiles
+//           that see the keys (causal: from the first such row): the same steps 1-3 per warp of 16 query rows,
+//           then P (rounded to the input dtype, as the forward's P.V used it) and dS, zeros where pruned or masked,
+//           into shared memory in natural key order; then warp w owns keys 16w .. 16w + 15:
+//           dV += P^T dO and dK += dS^T Q (dense mma); dk = scale dK.
+// Rows and keys past the lengths get zero gradients (their p is 0).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention_backward_fused_launch.cuh"
+#include "attention_fused_fragments.cuh"
+#include "attention_fused_step.cuh"
+#include "dtype.cuh"
+#include "mask.h"
+#include "mma.cuh"
+#include "sddmm_prune_row.cuh"
+#include "select.cuh"
+
+namespace dfss {
+namespace fused {
+
+// The row of a tile loaded with KeyRow<Pattern> that holds key `key` (0 .. 63) of the tile: the inverse of
+// key_of_row (key 16u + 4a + 2h + e sits in row 16u + 8h + 2a + e).
+template <int Pattern>
+DFSS_HOST_DEVICE constexpr int row_of_key(int key) {
+  return Pattern == DFSS_PATTERN_DENSE ? key : (key & ~15) | ((key & 2) << 2) | ((key & 12) >> 1) | (key & 1);
+}
+
+template <int Pattern>
+constexpr bool row_of_key_inverts_key_of_row() {
+  for (int p = 0; p < kTileKeys; ++p) {
+    if (row_of_key<Pattern>(key_of_row<Pattern>(p)) != p) return false;
+  }
+  return true;
+}
+static_assert(row_of_key_inverts_key_of_row<DFSS_PATTERN_2_4>() && row_of_key_inverts_key_of_row<DFSS_PATTERN_1_2>() &&
+                  row_of_key_inverts_key_of_row<DFSS_PATTERN_DENSE>(),
+              "row_of_key inverts key_of_row");
+
+// `value`, hidden from the compiler's loop-invariant code motion: applied at the top of a loop to the shared-memory
+// base and to the lane and warp indices, it keeps the addresses of the loop's many ldmatrix (a lane-dependent part
+// plus a constant each, which the instruction can fold) from being computed once before the loop and held in
+// registers across it, which would spill at D = 128.
+template <typename T>
+__device__ __forceinline__ T *opaque(T *pointer) {
+  asm volatile("" : "+l"(pointer));
+  return pointer;
+}
+__device__ __forceinline__ int opaque(int value) {
+  asm volatile("" : "+r"(value));
+  return value;
+}
+
+// x[index] of four registers, without a local-memory array.
+__device__ __forceinline__ float pick(float x0, float x1, float x2, float x3, uint32_t index) {
+  return index == 0 ? x0 : (index == 1 ? x1 : (index == 2 ? x2 : x3));
+}
+
+// p = exp(s - lse) from lse_log2 = lse log2(e) (+inf for a row with no finite score: p = 0), as exp2 of one fma.
+__device__ __forceinline__ float probability(float s, float lse_log2) {
+  return exp2_approx(fmaf(s, kLog2e, -lse_log2));
+}
+
+__device__ __forceinline__ float scaled_lse(float lse) { return lse == -INFINITY ? INFINITY : lse * kLog2e; }
+
+// Two adjacent elements of a gradient row, rounded to T: one 4-byte store when rows allow it.
+template <typename T>
+__device__ __forceinline__ void store_pair(T *at, float lo, float hi, bool pairs) {
+  if (pairs) {
+    *reinterpret_cast<uint32_t *>(at) = pack_rounded<T>(lo, hi);
+  } else {
+    at[0] = from_float<T>(lo);
+    at[1] = from_float<T>(hi);
+  }
+}
+
+// Rows first .. first + 63 of a [rows, D] tensor into a tile (as load_tile with natural order); `async`: the rows
+// start on 16-byte boundaries and cp.async copies them, else plain loads do (then visible after __syncthreads).
+template <typename T, int D>
+__device__ __forceinline__ void load_rows(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
+                                          bool async) {
+  if (async) {
+    load_tile<T, D>(tile, source, row_stride, first, limit, NaturalRow{});
+    return;
+  }
+  constexpr int kUnits = D / 8;
+  constexpr int kRowsPerPass = kThreads / kUnits;
+  const int unit = static_cast<int>(threadIdx.x) % kUnits;
+#pragma unroll
+  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
+    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
+    const int64_t row = first + p;
+    uint16_t bits[8] = {};
+    if (row < limit) {
+      const auto *from = reinterpret_cast<const uint16_t *>(source + row * row_stride + unit * 8);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) bits[e] = from[e];
+    }
+    *reinterpret_cast<uint4 *>(tile + p * tile_stride(D) + unit * 8) =
+        make_uint4(pack_bits(bits[0], bits[1]), pack_bits(bits[2], bits[3]), pack_bits(bits[4], bits[5]),
+                   pack_bits(bits[6], bits[7]));
+  }
+}
+
+// dP of score blocks 2u and 2u + 1 of the step (16 keys, in the order of the K tile, since V's tile is permuted as
+// K's): dp[jj] lines up with s[2u + jj]. dO's fragments (A operand, k-steps of 16 columns) come from do_fragment(ks).
+template <typename T, int D, typename DoFragment>
+__device__ __forceinline__ void step_dp(float (&dp)[2][4], int u, const T *v_tile, int lane, DoFragment &&do_fragment) {
+  constexpr int kStride = tile_stride(D);
+#pragma unroll
+  for (int jj = 0; jj < 2; ++jj) dp[jj][0] = dp[jj][1] = dp[jj][2] = dp[jj][3] = 0.0f;
+#pragma unroll
+  for (int p = 0; p < D / 32; ++p) {
+    uint32_t a_even[4], a_odd[4];
+    do_fragment(2 * p, a_even);
+    do_fragment(2 * p + 1, a_odd);
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) {
+      uint32_t b[4];
+      ldmatrix_x4(b, v_tile + k_fragment_row(2 * u + jj, lane) * kStride + k_fragment_unit(p, lane) * 8);
+      const uint32_t b_even[2] = {b[0], b[1]};
+      const uint32_t b_odd[2] = {b[2], b[3]};
+      mma_m16n8k16<T>(dp[jj], a_even, b_even);
+      mma_m16n8k16<T>(dp[jj], a_odd, b_odd);
+    }
+  }
+}
+
+// The thread's two rows of one block's query tile, and what the backward needs of them.
+struct BackwardRows {
+  int64_t rows[2];
+  int64_t key_end[2];
+  float lse_log2[2];  // scaled_lse of the saved lse; +inf for rows past Nq
+  float row_dot[2];   // D_i; 0 for rows past Nq
+};
+
+// ----- dq ---------------------------------------------------------------------------------------------------
+
+// One block's work item: query tile `work % query_tiles` (from the end, as the forward) of head
+// (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
+template <typename T, int D, int Pattern>
+__device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &params, int64_t work, T *smem) {
+  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  constexpr int kStride = tile_stride(D);
+  constexpr int kTileElements = kTileKeys * kStride;
+  constexpr int kKSteps = D / 16;
+  constexpr int kOutBlocks = D / 8;
+
+  const AttentionShape &shape = params.shape;
+  const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
+  const int64_t head_entry = work / params.query_tiles;
+  const int64_t head_q = head_entry % shape.heads_q;
+  const int64_t batch = head_entry / shape.heads_q;
+  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
+  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
+  const int64_t first_row = tile_index * kBlockRows;
+  const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;  // [B, Hq, Nq] index of row 0
+
+  const int thread_warp = static_cast<int>(threadIdx.x) / 32;
+  const int thread_lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = thread_lane / 4;
+  const int quad = thread_lane % 4;
+
+  const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
+  const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
+  const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
+  const T *out = static_cast<const T *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
+  const T *dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
+                  head_q * params.strides.dout.head;
+
+  BackwardRows at;
+  at.rows[0] = first_row + thread_warp * 16 + group;
+  at.rows[1] = at.rows[0] + 8;
+  // D_i of the warp's 16 rows, one warp_dot each (every lane gets it); saved for the dk / dv kernel.
+  at.row_dot[0] = at.row_dot[1] = 0.0f;
+  for (int t = 0; t < 16; ++t) {
+    const int64_t row = first_row + thread_warp * 16 + t;
+    if (row >= shape.seq_q) break;
+    const float dot = warp_dot(dout + row * params.strides.dout.row, out + row * shape.out.row, D);
+    if (thread_lane == 0) params.row_dot[row_base + row] = dot;
+    if (t == group) at.row_dot[0] = dot;
+    if (t == group + 8) at.row_dot[1] = dot;
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    at.key_end[r] = allowed_key_end(at.rows[r], valid_q, valid_k, shape.causal);
+    at.lse_log2[r] = at.rows[r] < shape.seq_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
+  }
+  // Keys that some row of the block sees (as the forward).
+  int64_t block_key_end = 0;
+  if (first_row < valid_q) {
+    const int64_t last_row = (first_row + kBlockRows < valid_q ? first_row + kBlockRows : valid_q) - 1;
+    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
+  }
+  const int64_t key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+
+  float dq[kOutBlocks][4];
+#pragma unroll
+  for (int n = 0; n < kOutBlocks; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+
+  if (key_steps > 0) {
+    // Tile 0: Q; tile 1: V of the current step; tiles 2 and 3: K of the even and the odd steps (tile 3 first holds
+    // dO until it is in registers).
+    load_tile<T, D>(smem, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
+    load_rows<T, D>(smem + 3 * kTileElements, dout, params.strides.dout.row, first_row, shape.seq_q,
+                    params.dout_async);
+    load_tile<T, D>(smem + 2 * kTileElements, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem + kTileElements, v, shape.v.row, 0, shape.seq_k, KeyRow<Pattern>{});
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+
+    uint32_t do_fragment[kKSteps][4];
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      ldmatrix_x4(do_fragment[s], smem + 3 * kTileElements + q_fragment_row(thread_warp * 16, thread_lane) * kStride +
+                                      q_fragment_unit(s, thread_lane) * 8);
+    }
+    __syncthreads();  // tile 3 is free for K(1)
+
+    const int64_t warp_key_end = __reduce_min_sync(
+        0xffffffffu, static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+    const int lane_key = key_of_score<Pattern>(0, 0, quad);
+
+    // cp.async groups: V(step) is in flight when a step starts (but for step 0), K(step + 1) is issued at its start.
+    for (int64_t step = 0; step < key_steps; ++step) {
+      const int64_t step_key = step * kTileKeys;
+      T *const base = opaque(smem);
+      const int lane = opaque(thread_lane);
+      const int warp = opaque(thread_warp);
+      const T *q_tile = base;
+      T *v_tile = base + kTileElements;
+      const T *k_tile = base + (step % 2 == 0 ? 2 : 3) * kTileElements;
+      if (step + 1 < key_steps) {
+        load_tile<T, D>(base + (step % 2 == 0 ? 3 : 2) * kTileElements, k, shape.k.row, step_key + kTileKeys,
+                        shape.seq_k, KeyRow<Pattern>{});
+      }
+      cp_async_commit();
+
+      ScoredStep scored;
+      score_step<T, D, Pattern>(
+          scored,
+          [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
+            const T *row = q_tile + q_fragment_row(warp * 16, lane) * kStride;
+            ldmatrix_x4(a_even, row + q_fragment_unit(2 * p, lane) * 8);
+            ldmatrix_x4(a_odd, row + q_fragment_unit(2 * p + 1, lane) * 8);
+          },
+          k_tile, shape.scale, step_key + kTileKeys > warp_key_end, at.key_end, step_key, lane_key, lane);
+
+      cp_async_wait<1>();  // V(step), not necessarily K(step + 1)
+      __syncthreads();
+
+      // dS as the A operand of dS K: a[.][2h + r] holds row r of the keys of half h (dense: score block 2u + h).
+      uint32_t a[kSparse ? 2 : 4][4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        float dp[2][4];
+        step_dp<T, D>(dp, u, v_tile, lane, [&](int ks, uint32_t(&fragment)[4]) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) fragment[i] = do_fragment[ks][i];
+        });
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          if constexpr (kSparse) {
+            const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
+            const float dp_first =
+                pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], choice.nibble & 3u);
+            const float dp_second =
+                pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], (choice.nibble >> 2) & 3u);
+            const float ds_first = probability(choice.first, at.lse_log2[r]) * (dp_first - at.row_dot[r]);
+            const float ds_second = probability(choice.second, at.lse_log2[r]) * (dp_second - at.row_dot[r]);
+            a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(ds_first, ds_second);
+          } else {
+#pragma unroll
+            for (int jj = 0; jj < 2; ++jj) {
+              const float *s = scored.s[2 * u + jj];
+              const float ds0 = probability(s[2 * r], at.lse_log2[r]) * (dp[jj][2 * r] - at.row_dot[r]);
+              const float ds1 = probability(s[2 * r + 1], at.lse_log2[r]) * (dp[jj][2 * r + 1] - at.row_dot[r]);
+              a[u][2 * jj + r] = pack_rounded<T>(ds0, ds1);
+            }
+          }
+        }
+      }
+
+      // No warp reads V(step) any more: V(step + 1) arrives while dS K runs.
+      __syncthreads();
+      if (step + 1 < key_steps) {
+        load_tile<T, D>(v_tile, v, shape.v.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{});
+      }
+      cp_async_commit();
+
+      // dQ += dS K, K as B in natural key order.
+      if constexpr (kSparse) {
+#pragma unroll
+        for (int n = 0; n < kOutBlocks; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, k_tile + row_of_key<Pattern>(v_sparse_fragment_row(0, lane)) * kStride +
+                                   v_sparse_fragment_unit(n) * 8);
+          mma_sp_m16n8k32<T, 0>(dq[n], a[0], b, scored.metadata);
+          ldmatrix_x4_trans(b, k_tile + row_of_key<Pattern>(v_sparse_fragment_row(1, lane)) * kStride +
+                                   v_sparse_fragment_unit(n) * 8);
+          mma_sp_m16n8k32<T, 1>(dq[n], a[1], b, scored.metadata);
+        }
+      } else {
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+#pragma unroll
+          for (int n = 0; n < kOutBlocks / 2; ++n) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, k_tile + v_dense_fragment_row(ks, lane) * kStride + v_dense_fragment_unit(n, lane) * 8);
+            const uint32_t b_first[2] = {b[0], b[1]};
+            const uint32_t b_second[2] = {b[2], b[3]};
+            mma_m16n8k16<T>(dq[2 * n], a[ks], b_first);
+            mma_m16n8k16<T>(dq[2 * n + 1], a[ks], b_second);
+          }
+        }
+      }
+
+      // K(step + 1) has arrived, and no warp reads K(step) any more (its tile receives K(step + 2)).
+      cp_async_wait<1>();
+      __syncthreads();
+    }
+    cp_async_wait<0>();  // nothing stays in flight into the next work item's tiles
+  }
+
+  T *dq_head = static_cast<T *>(params.dq) + batch * params.strides.dq.batch + head_q * params.strides.dq.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (at.rows[r] >= shape.seq_q) continue;
+    T *dq_row = dq_head + at.rows[r] * params.strides.dq.row;
+#pragma unroll
+    for (int n = 0; n < kOutBlocks; ++n) {
+      store_pair<T>(dq_row + 8 * n + 2 * quad, shape.scale * dq[n][2 * r], shape.scale * dq[n][2 * r + 1],
+                    params.gradient_pairs);
+    }
+  }
+}
+
+// ----- dk, dv -----------------------------------------------------------------------------------------------
+
+// One block's work item: key tile `work % key_tiles` of kv head (work / key_tiles) % Hkv of batch entry
+// work / (key_tiles Hkv).
+template <typename T, int D, int Pattern>
+__device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &params, int64_t work, T *smem) {
+  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  constexpr int kStride = tile_stride(D);
+  constexpr int kTileElements = kTileKeys * kStride;
+  constexpr int kOutBlocks = D / 8;
+
+  const AttentionShape &shape = params.shape;
+  const int64_t key_tile = work % params.key_tiles;
+  const int64_t head_entry = work / params.key_tiles;
+  const int64_t head_kv = head_entry % shape.heads_kv;
+  const int64_t batch = head_entry / shape.heads_kv;
+  const int64_t heads_per_kv = shape.heads_q / shape.heads_kv;
+  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
+  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
+  const int64_t first_key = key_tile * kTileKeys;
+
+  const int thread_warp = static_cast<int>(threadIdx.x) / 32;
+  const int thread_lane = static_cast<int>(threadIdx.x) % 32;
+  const int group = thread_lane / 4;
+  const int quad = thread_lane % 4;
+
+
+  float dk[kOutBlocks][4];
+  float dv[kOutBlocks][4];
+#pragma unroll
+  for (int n = 0; n < kOutBlocks; ++n) {
+    dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
+    dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
+  }
+
+  if (first_key < valid_k && valid_q > 0) {
+    const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
+    const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
+    // Tiles: K, V (rows permuted as the forward's K), Q, dO, then P and dS [64 rows][64 keys].
+    load_tile<T, D>(smem, k, shape.k.row, first_key, shape.seq_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem + kTileElements, v, shape.v.row, first_key, shape.seq_k, KeyRow<Pattern>{});
+    // The first row that sees a key of the tile (allowed_key_end(i) > first_key); every later row does too.
+    const int64_t first_seeing_row =
+        shape.causal ? (first_key - valid_k + valid_q > 0 ? first_key - valid_k + valid_q : 0) : 0;
+    const int64_t first_tile = first_seeing_row / kBlockRows;
+    const int64_t end_tile = (valid_q + kBlockRows - 1) / kBlockRows;
+    const int lane_key = key_of_score<Pattern>(0, 0, quad);
+
+    for (int64_t head_offset = 0; head_offset < heads_per_kv; ++head_offset) {
+      const int64_t head_q = head_kv * heads_per_kv + head_offset;
+      const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;
+      const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
+      const T *dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
+                      head_q * params.strides.dout.head;
+      for (int64_t tile = first_tile; tile < end_tile; ++tile) {
+        const int64_t first_row = tile * kBlockRows;
+        T *const base = opaque(smem);
+        const int lane = opaque(thread_lane);
+        const int warp = opaque(thread_warp);
+        const T *k_tile = base;
+        const T *v_tile = base + kTileElements;
+        T *q_tile = base + 2 * kTileElements;
+        T *do_tile = base + 3 * kTileElements;
+        T *p_tile = base + 4 * kTileElements;
+        T *ds_tile = p_tile + kBlockRows * kScoreTileStride;
+        load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
+        load_rows<T, D>(do_tile, dout, params.strides.dout.row, first_row, shape.seq_q, params.dout_async);
+        cp_async_commit();
+
+        BackwardRows at;
+        at.rows[0] = first_row + warp * 16 + group;
+        at.rows[1] = at.rows[0] + 8;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const bool inside = at.rows[r] < shape.seq_q;
+          at.key_end[r] = allowed_key_end(at.rows[r], valid_q, valid_k, shape.causal);
+          at.lse_log2[r] = inside ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
+          at.row_dot[r] = inside ? params.row_dot[row_base + at.rows[r]] : 0.0f;
+        }
+        const int64_t warp_key_end = __reduce_min_sync(
+            0xffffffffu, static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+        cp_async_wait<0>();
+        __syncthreads();
+
+        // Steps 1-3 for the warp's 16 rows, as the forward runs them.
+        ScoredStep scored;
+        score_step<T, D, Pattern>(
+            scored,
+            [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
+              const T *row = q_tile + q_fragment_row(warp * 16, lane) * kStride;
+              ldmatrix_x4(a_even, row + q_fragment_unit(2 * p, lane) * 8);
+              ldmatrix_x4(a_odd, row + q_fragment_unit(2 * p + 1, lane) * 8);
+            },
+            k_tile, shape.scale, first_key + kTileKeys > warp_key_end, at.key_end, first_key, lane_key, lane);
+
+        // P and dS of the warp's rows into shared memory, natural key order, zeros where pruned or masked.
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          float dp[2][4];
+          step_dp<T, D>(dp, u, v_tile, lane, [&](int ks, uint32_t(&fragment)[4]) {
+            ldmatrix_x4(fragment, do_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(ks, lane) * 8);
+          });
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int tile_row = warp * 16 + group + 8 * r;
+            if constexpr (kSparse) {
+              // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h).
+              const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
+              const uint32_t first_index = choice.nibble & 3u;
+              const uint32_t second_index = (choice.nibble >> 2) & 3u;
+              const float p_first = probability(choice.first, at.lse_log2[r]);
+              const float p_second = probability(choice.second, at.lse_log2[r]);
+              const float ds_first =
+                  p_first * (pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], first_index) -
+                             at.row_dot[r]);
+              const float ds_second =
+                  p_second * (pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], second_index) -
+                              at.row_dot[r]);
+              float p_keys[4], ds_keys[4];
+#pragma unroll
+              for (int e = 0; e < 4; ++e) {
+                const bool is_first = e == static_cast<int>(first_index);
+                const bool is_second = e == static_cast<int>(second_index);
+                p_keys[e] = is_first ? p_first : (is_second ? p_second : 0.0f);
+                ds_keys[e] = is_first ? ds_first : (is_second ? ds_second : 0.0f);
+              }
+              const int offset = tile_row * kScoreTileStride + 16 * u + 4 * quad;
+              *reinterpret_cast<uint2 *>(p_tile + offset) =
+                  make_uint2(pack_rounded<T>(p_keys[0], p_keys[1]), pack_rounded<T>(p_keys[2], p_keys[3]));
+              *reinterpret_cast<uint2 *>(ds_tile + offset) =
+                  make_uint2(pack_rounded<T>(ds_keys[0], ds_keys[1]), pack_rounded<T>(ds_keys[2], ds_keys[3]));
+            } else {
+#pragma unroll
+              for (int jj = 0; jj < 2; ++jj) {
+                const float *s = scored.s[2 * u + jj];
+                const float p0 = probability(s[2 * r], at.lse_log2[r]);
+                const float p1 = probability(s[2 * r + 1], at.lse_log2[r]);
+                const int offset = tile_row * kScoreTileStride + 8 * (2 * u + jj) + 2 * quad;
+                *reinterpret_cast<uint32_t *>(p_tile + offset) = pack_rounded<T>(p0, p1);
+                *reinterpret_cast<uint32_t *>(ds_tile + offset) = pack_rounded<T>(
+                    p0 * (dp[jj][2 * r] - at.row_dot[r]), p1 * (dp[jj][2 * r + 1] - at.row_dot[r]));
+              }
+            }
+          }
+        }
+        __syncthreads();
+
+        // dV += P^T dO and dK += dS^T Q over the tile's 64 rows, for keys 16 warp .. + 15. The A operands are P^T and
+        // dS^T: ldmatrix .trans of the [row][key] tiles, matrices (keys 0-7, rows 0-7), (keys 8-15, rows 0-7),
+        // (keys 0-7, rows 8-15), (keys 8-15, rows 8-15) of the k-step's 16 rows.
+        const int matrix = lane / 8;
+        const int a_offset_in_step = ((lane & 7) + 8 * (matrix >> 1)) * kScoreTileStride + (2 * warp + (matrix & 1)) * 8;
+        // The same product for both: acc += (A tile)^T (B tile) over the 64 rows.
+        const auto accumulate = [&](float(&acc)[kOutBlocks][4], const T *a_tile, const T *b_tile) {
+#pragma unroll
+          for (int ks = 0; ks < 4; ++ks) {
+            uint32_t a[4];
+            ldmatrix_x4_trans(a, a_tile + 16 * ks * kScoreTileStride + a_offset_in_step);
+#pragma unroll
+            for (int n = 0; n < kOutBlocks / 2; ++n) {
+              uint32_t b[4];
+              ldmatrix_x4_trans(b, b_tile + v_dense_fragment_row(ks, lane) * kStride + v_dense_fragment_unit(n, lane) * 8);
+              const uint32_t b_first[2] = {b[0], b[1]};
+              const uint32_t b_second[2] = {b[2], b[3]};
+              mma_m16n8k16<T>(acc[2 * n], a, b_first);
+              mma_m16n8k16<T>(acc[2 * n + 1], a, b_second);
+            }
+          }
+        };
+        accumulate(dv, p_tile, do_tile);
+        accumulate(dk, ds_tile, q_tile);
+        __syncthreads();  // the next query tile rewrites Q, dO, P and dS
+      }
+    }
+    cp_async_commit();
+    cp_async_wait<0>();  // nothing stays in flight into the next work item's tiles
+  }
+
+  T *dk_head = static_cast<T *>(params.dk) + batch * params.strides.dk.batch + head_kv * params.strides.dk.head;
+  T *dv_head = static_cast<T *>(params.dv) + batch * params.strides.dv.batch + head_kv * params.strides.dv.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t key = first_key + thread_warp * 16 + group + 8 * r;
+    if (key >= shape.seq_k) continue;
+    T *dk_row = dk_head + key * params.strides.dk.row;
+    T *dv_row = dv_head + key * params.strides.dv.row;
+#pragma unroll
+    for (int n = 0; n < kOutBlocks; ++n) {
+      store_pair<T>(dk_row + 8 * n + 2 * quad, shape.scale * dk[n][2 * r], shape.scale * dk[n][2 * r + 1],
+                    params.gradient_pairs);
+      store_pair<T>(dv_row + 8 * n + 2 * quad, dv[n][2 * r], dv[n][2 * r + 1], params.gradient_pairs);
+    }
+  }
+}
+
+template <typename T, int D, int Pattern>
+__global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(FusedBackwardParams params) {
+  // Tensor-core code exists for sm_80 and later only; the dispatch never launches this kernel on older devices.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T *smem = reinterpret_cast<T *>(shared_bytes);
+  for (int64_t work = blockIdx.x; work < params.dq_work_items; work += gridDim.x) {
+    backward_dq_block<T, D, Pattern>(params, work, smem);
+    __syncthreads();  // the next work item rewrites the tiles
+  }
+#else
+  (void)params;
+#endif
+}
+
+template <typename T, int D, int Pattern>
+__global__ void __launch_bounds__(kThreads) attention_backward_dk_dv_kernel(FusedBackwardParams params) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T *smem = reinterpret_cast<T *>(shared_bytes);
+  for (int64_t work = blockIdx.x; work < params.dk_dv_work_items; work += gridDim.x) {
+    backward_dk_dv_block<T, D, Pattern>(params, work, smem);
+    __syncthreads();
+  }
+#else
+  (void)params;
+#endif
+}
+
+template <typename T, int D>
+FusedBackwardKernels fused_backward_kernels() {
+  return FusedBackwardKernels{
+      {attention_backward_dq_kernel<T, D, DFSS_PATTERN_DENSE>, attention_backward_dq_kernel<T, D, DFSS_PATTERN_1_2>,
+       attention_backward_dq_kernel<T, D, DFSS_PATTERN_2_4>},
+      {attention_backward_dk_dv_kernel<T, D, DFSS_PATTERN_DENSE>, attention_backward_dk_dv_kernel<T, D, DFSS_PATTERN_1_2>,
+       attention_backward_dk_dv_kernel<T, D, DFSS_PATTERN_2_4>}};
+}
+
+}  // namespace fused
+}  // namespace dfss

@@ -1,0 +1,149 @@
+// What the fused tensor-core forward (attention_fused_kernel.cuh) and the fused backward
+// (attention_backward_fused_kernel.cuh) share: the tile loads, and steps 1-3 of one key step of a warp (its 16 query
+// rows against 64 keys): S = Q K^T on tensor cores, scale and masks, the N:M choice. Both passes run these very
+// functions, with the same fragments and the same mma sequence per score element, so the backward's scores are the
+// forward's bits and its choice is the forward's choice.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention_fused_fragments.cuh"
+#include "fast_math.cuh"
+#include "mma.cuh"
+#include "select.cuh"
+
+namespace dfss {
+namespace fused {
+
+// lo and hi rounded to T (to nearest even), packed low first: the register of a fragment.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_rounded(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__half>(float lo, float hi) {
+  const __half2 pair = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+
+// Copies 64 rows of D elements into a shared-memory tile (row stride tile_stride(D)): tile row p receives source
+// row first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
+template <typename T, int D, typename RowOf>
+__device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
+                                          RowOf row_of) {
+  constexpr int kUnits = D / 8;  // 16-byte units per row
+  constexpr int kRowsPerPass = kThreads / kUnits;
+  static_assert(kThreads % kUnits == 0 && kTileKeys % kRowsPerPass == 0, "whole rows per pass");
+  const int unit = static_cast<int>(threadIdx.x) % kUnits;
+#pragma unroll
+  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
+    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
+    const int64_t row = first + row_of(p);
+    const bool outside = row >= limit;
+    // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
+    cp_async_16(tile + p * tile_stride(D) + unit * 8, source + (outside ? 0 : row) * row_stride + unit * 8, outside);
+  }
+}
+
+struct NaturalRow {
+  __device__ __forceinline__ int operator()(int p) const { return p; }
+};
+template <int Pattern>
+struct KeyRow {
+  __device__ __forceinline__ int operator()(int p) const { return key_of_row<Pattern>(p); }
+};
+
+// One key step of a warp after steps 1-3. s[j][2r + e]: row r (the thread's rows group and group + 8), key
+// key_of_score<Pattern>(j, e, quad) of the step: scaled, -inf where masked. Sparse patterns also have choice[c][h][r]
+// (the kept values of quad lane `quad`'s group in keys 32c + 16h .. + 15, row r: the compressed A operand of an
+// mma.sp over the step's keys, with its nibble) and the metadata register of those mma.sp; s is then dead.
+struct ScoredStep {
+  float s[kScoreBlocks][4];
+  GroupChoice choice[2][2][2];
+  uint32_t metadata;
+};
+
+// Steps 1-3 of one key step for the warp's 16 query rows against the 64 keys of k_tile (rows permuted by
+// key_of_row<Pattern>, tile_stride(D)). q_fragments(p, a_even, a_odd) gives the Q fragments (A operand of QK^T) of
+// k-steps 2p and 2p + 1 (columns 32p .. 32p + 31) of the warp's rows. key_end[r]: the keys row r sees (mask.h),
+// step_key the step's first key; `masked`: some row of the warp sees only part of the step (otherwise the masks are
+// skipped, since they would change nothing). lane_key = key_of_score<Pattern>(0, 0, quad).
+// Every score element is the same chain of mma: zero, then k-steps 0, 1, ..., D / 16 - 1 in order, then the scale.
+template <typename T, int D, int Pattern, typename QFragments>
+__device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_fragments, const T *k_tile, float scale,
+                                           bool masked, const int64_t (&key_end)[2], int64_t step_key, int lane_key,
+                                           int lane) {
+  static_assert(D % 32 == 0, "K fragments are loaded 32 columns at a time");
+  constexpr int kStride = tile_stride(D);
+  const int quad = lane % 4;
+
+  // 1. S = Q K^T: score block j holds columns 8j .. 8j + 7 of the tile's rows.
+#pragma unroll
+  for (int j = 0; j < kScoreBlocks; ++j) step.s[j][0] = step.s[j][1] = step.s[j][2] = step.s[j][3] = 0.0f;
+#pragma unroll
+  for (int p = 0; p < D / 32; ++p) {
+    uint32_t a_even[4], a_odd[4];
+    q_fragments(p, a_even, a_odd);
+#pragma unroll
+    for (int j = 0; j < kScoreBlocks; ++j) {
+      uint32_t b[4];
+      ldmatrix_x4(b, k_tile + k_fragment_row(j, lane) * kStride + k_fragment_unit(p, lane) * 8);
+      const uint32_t b_even[2] = {b[0], b[1]};
+      const uint32_t b_odd[2] = {b[2], b[3]};
+      mma_m16n8k16<T>(step.s[j], a_even, b_even);
+      mma_m16n8k16<T>(step.s[j], a_odd, b_odd);
+    }
+  }
+
+  // 2. Scale and masks.
+  int key_limit[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t remaining = key_end[r] - step_key;
+    key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
+  }
+#pragma unroll
+  for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float score = step.s[j][2 * r + e] * scale;
+        if (masked && key_of_score<Pattern>(j, e, 0) >= key_limit[r]) score = -INFINITY;
+        step.s[j][2 * r + e] = score;
+      }
+    }
+  }
+
+  // 3. The N:M choice (sparse patterns).
+  if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+    uint32_t shares[2][2];
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int u = 2 * c + h;  // 16-key block: score blocks 2u (keys +0, +1) and 2u + 1 (keys +2, +3)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          step.choice[c][h][r] = select_group<Pattern>(step.s[2 * u][2 * r], step.s[2 * u][2 * r + 1],
+                                                       step.s[2 * u + 1][2 * r], step.s[2 * u + 1][2 * r + 1]);
+        }
+        shares[c][h] = metadata_share(step.choice[c][h][0].nibble, step.choice[c][h][1].nibble, quad);
+      }
+    }
+    step.metadata = gather_metadata(shares, quad,
+                                    [](uint32_t value, int mask) { return __shfl_xor_sync(0xffffffffu, value, mask); });
+  } else {
+    step.metadata = 0;
+  }
+}
+
+}  // namespace fused
+}  // namespace dfss

@@ -5,20 +5,25 @@
 // `calls` calls back to back and is timed on the host without synchronizing inside it (what is measured is
 // validating and enqueueing, not the GPU's work; a loop is short enough that the GPU's queue never fills);
 // the median over `loops` loops is reported per call. The ways in:
-//   koffi sync        lib.dfss_attention_forward(desc, ...) through ffi/ directly: koffi's own cost
-//   koffi async       await lib.async.dfss_attention_forward(...): koffi's worker-thread call, as the API makes it
-//   attention()       await attention(q, k, v, { pattern, backend: 'cuda' }): the public API (validation, the
-//                     output allocation, the async call); outputs disposed after the loop
-//   attention()+free  the same, disposing each output at once: dfss_free is cudaFree, which waits for the GPU
+//   koffi sync, object desc   lib.dfss_attention_forward(desc object, ...): koffi marshals the struct per call
+//   koffi sync, native desc   the same given a NativeAttentionDesc's pointer (ffi/attention-desc.ts): the floor
+//                             of the path attention() takes
+//   koffi async               await lib.async.dfss_attention_forward(...): koffi's worker-thread call (the way
+//                             attention() called the library in v1 of bench/NOTES.md)
+//   attention()               await attention(q, k, v, { pattern, backend: 'cuda' }): the public API (validation,
+//                             the output from the block cache, the descriptor, the sync enqueue); outputs disposed
+//                             after the loop, so the warm-up loop fills the cache and the timed loops reuse it
+//   attention()+dispose       the same, disposing each output at once (its block goes back to the cache)
 // With --c-program (bench/c/call_overhead.c, built against the same libdfss.so), the C call is timed the same
 // way and the overhead over C is printed. Skips, saying why, where CUDA cannot run.
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
+import { NativeAttentionDesc } from '../ffi/attention-desc.js';
 import { DFSS_DTYPE_FLOAT16, DFSS_PATTERN_1_2, DFSS_PATTERN_2_4, DFSS_PATTERN_DENSE, type AttentionDesc, loadDfss } from '../ffi/dfss.js';
 import { attention, Tensor } from '../src/index.js';
-import { cudaStatus, synchronize } from '../src/cuda/runtime.js';
+import { cudaStatus, deviceCacheStats, synchronize } from '../src/cuda/runtime.js';
 import { InvalidArgumentError } from '../src/errors.js';
 import { formatTable, median } from './summary.js';
 
@@ -87,16 +92,36 @@ async function main(): Promise<void> {
   const [qa, ka, va, outa] = [address(q, 'q'), address(k, 'k'), address(v, 'v'), address(out, 'out')];
   const desc: Partial<AttentionDesc> = {};
   lib.check(lib.dfss_attention_desc_init(desc, DFSS_DTYPE_FLOAT16, PATTERNS[pattern], 1, 1, 1, seq, seq, dim, dim), 'dfss_attention_desc_init');
+  const contiguous = [seq * dim, seq * dim, dim, 1];
+  const native = new NativeAttentionDesc(lib).write(DFSS_DTYPE_FLOAT16, PATTERNS[pattern], {
+    causal: false,
+    batch: 1,
+    headsQ: 1,
+    headsKv: 1,
+    seqQ: seq,
+    seqK: seq,
+    headDim: dim,
+    headDimV: dim,
+    scale: desc.scale!,
+    qStrides: contiguous,
+    kStrides: contiguous,
+    vStrides: contiguous,
+    outStrides: contiguous,
+    seqlensQ: null,
+    seqlensK: null,
+  });
   const options = { pattern, backend: 'cuda' as const };
 
   const kept: Tensor[] = [];
   const disposeKept = () => kept.splice(0).forEach((t) => t.dispose());
   const measured: [string, number][] = [
-    ['koffi sync', await perCallUs(() => lib.check(lib.dfss_attention_forward(desc as AttentionDesc, qa, ka, va, outa, null), 'dfss_attention_forward'))],
+    ['koffi sync, object desc', await perCallUs(() => lib.check(lib.dfss_attention_forward(desc as AttentionDesc, qa, ka, va, outa, null), 'dfss_attention_forward'))],
+    ['koffi sync, native desc', await perCallUs(() => lib.check(lib.dfss_attention_forward(native, qa, ka, va, outa, null), 'dfss_attention_forward'))],
     ['koffi async', await perCallUs(() => lib.async.dfss_attention_forward(desc as AttentionDesc, qa, ka, va, outa, null))],
     ['attention()', await perCallUs(async () => kept.push(await attention(q, k, v, options)), disposeKept)],
-    ['attention()+free', await perCallUs(async () => (await attention(q, k, v, options)).dispose())],
+    ['attention()+dispose', await perCallUs(async () => (await attention(q, k, v, options)).dispose())],
   ];
+  const cache = deviceCacheStats();
   for (const t of [q, k, v, out]) t.dispose();
 
   const c = args['c-program'] === undefined ? 'not measured (pass --c-program, see bench/README.md)' : cProgramUs(args['c-program']);
@@ -106,6 +131,7 @@ async function main(): Promise<void> {
 
   console.log(`call overhead on ${status.devices[0].name}: dfss_attention_forward ${pattern} float16 B=1 H=1 N=${seq} D=${dim}, host time per call, median of ${loops} loops of ${calls} calls`);
   console.log(formatTable(rows));
+  console.log(`device block cache after the runs: ${cache.cachedBlocks} blocks, ${cache.cachedBytes} bytes kept for reuse`);
   const api = measured.find(([name]) => name === 'attention()')![1];
   if (typeof c === 'number') {
     const overhead = api - c;

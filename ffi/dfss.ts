@@ -14,10 +14,14 @@
 //   success and rejects with a NativeError that carries the failing call's message (read by repeating the
 //   failed call once on this thread: see bind()). Async calls are not ordered with respect to one another:
 //   await a call before issuing one that depends on it. Arguments are kept alive until the call settles;
-//   host buffers must not be touched until then.
+//   host buffers must not be touched until then. The round trip through the worker costs tens of
+//   microseconds: calls that only enqueue work on a stream (the attention entry points) are cheaper sync.
+// - A descriptor argument takes a JS object (koffi marshals its 20 fields on every call, several
+//   microseconds) or the pointer of a NativeAttentionDesc (ffi/attention-desc.ts), written in place.
 import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 
 import { LibraryNotFoundError, NativeError } from '../src/errors.js';
+import type { AttentionDescPointer } from './attention-desc.js';
 import {
   DFSS_ABI_VERSION,
   DFSS_ENUMS,
@@ -101,6 +105,9 @@ export interface AttentionDesc {
   stream: Address;
 }
 
+/** A `const dfss_attention_desc *` argument: an object koffi marshals, or a NativeAttentionDesc's pointer. */
+export type AttentionDescArgument = AttentionDesc | AttentionDescPointer;
+
 /** dfss_backward_strides as koffi encodes it: the layouts of dout, dq, dk and dv (cuda/include/dfss.h). */
 export interface BackwardStrides {
   dout_strides: Strides;
@@ -141,19 +148,19 @@ export interface DfssFunctions {
     head_dim: Size,
     head_dim_v: Size,
   ): DfssStatus;
-  dfss_attention_forward(desc: AttentionDesc, q: Memory, k: Memory, v: Memory, out: Memory, lse: Memory): DfssStatus;
+  dfss_attention_forward(desc: AttentionDescArgument, q: Memory, k: Memory, v: Memory, out: Memory, lse: Memory): DfssStatus;
   dfss_compressed_row_size(
-    desc: AttentionDesc,
+    desc: AttentionDescArgument,
     values_per_row: Out<number> | BigInt64Array,
     metadata_words_per_row: Out<number> | BigInt64Array,
   ): DfssStatus;
-  dfss_sddmm_prune(desc: AttentionDesc, q: Memory, k: Memory, values: Memory, metadata: Memory): DfssStatus;
-  dfss_compressed_softmax(desc: AttentionDesc, values_in: Memory, values_out: Memory, lse: Memory): DfssStatus;
-  dfss_spmm(desc: AttentionDesc, probs: Memory, metadata: Memory, v: Memory, out: Memory): DfssStatus;
-  dfss_attention_backward_workspace_size(desc: AttentionDesc, bytes: Out<number> | BigUint64Array): DfssStatus;
+  dfss_sddmm_prune(desc: AttentionDescArgument, q: Memory, k: Memory, values: Memory, metadata: Memory): DfssStatus;
+  dfss_compressed_softmax(desc: AttentionDescArgument, values_in: Memory, values_out: Memory, lse: Memory): DfssStatus;
+  dfss_spmm(desc: AttentionDescArgument, probs: Memory, metadata: Memory, v: Memory, out: Memory): DfssStatus;
+  dfss_attention_backward_workspace_size(desc: AttentionDescArgument, bytes: Out<number> | BigUint64Array): DfssStatus;
   /** strides: null gives dout, dq, dk, dv the strides of out, q, k, v in desc. */
   dfss_attention_backward(
-    desc: AttentionDesc,
+    desc: AttentionDescArgument,
     strides: BackwardStrides | null,
     q: Memory,
     k: Memory,

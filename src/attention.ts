@@ -58,11 +58,11 @@ async function onBackend<T extends Record<string, Tensor | null>>(
   inputs: Tensor[],
   work: (moved: Tensor[]) => Promise<T>,
 ): Promise<T> {
-  const moved = backend.device === home ? inputs : [];
+  if (backend.device === home) return work(inputs);
+  const moved: Tensor[] = [];
   try {
-    if (backend.device !== home) for (const t of inputs) moved.push(await t.to(backend.device));
+    for (const t of inputs) moved.push(await t.to(backend.device));
     const result = await work(moved);
-    if (backend.device === home) return result;
     const back: Record<string, Tensor | null> = {};
     for (const [key, t] of Object.entries(result)) {
       back[key] = t && (await t.to(home));
@@ -70,7 +70,7 @@ async function onBackend<T extends Record<string, Tensor | null>>(
     }
     return back as T;
   } finally {
-    if (backend.device !== home) for (const t of moved) t.dispose();
+    for (const t of moved) t.dispose();
   }
 }
 

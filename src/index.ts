@@ -19,7 +19,14 @@ export {
 } from './attention.js';
 export { backendInfo, type BackendInfo } from './info.js';
 export type { BackendChoice, BackendName } from './backend.js';
-export { synchronize, type CudaDevice, type CudaStatus } from './cuda/runtime.js';
+export {
+  synchronize,
+  releaseCachedDeviceMemory,
+  deviceCacheStats,
+  type DeviceCacheStats,
+  type CudaDevice,
+  type CudaStatus,
+} from './cuda/runtime.js';
 export { compressedRowSize, encodeMetadata, decodeMetadata } from './layout.js';
 export {
   DfssError,

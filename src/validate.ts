@@ -28,8 +28,8 @@ export function checkOptions(options: unknown, allowed: ReadonlySet<string> = OP
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     throw new InvalidArgumentError('options', 'an object', options);
-  for (const key of Object.keys(options))
-    if (!allowed.has(key)) throw new InvalidArgumentError(`options.${key}`, `one of the options ${[...allowed].join(', ')}`, 'an unknown option');
+  for (const key in options)
+    if (Object.hasOwn(options, key) && !allowed.has(key)) throw new InvalidArgumentError(`options.${key}`, `one of the options ${[...allowed].join(', ')}`, 'an unknown option');
   return options as Record<string, unknown>;
 }
 
@@ -49,8 +49,10 @@ export function checkOperand(x: unknown, argument: string, layout: string): Tens
   return t;
 }
 
+/** The strides the library gets: the tensor's own (frozen) array where its column stride is already 1. */
 function strides4(t: Tensor): Strides4 {
-  return [t.strides[0], t.strides[1], t.strides[2], 1];
+  const s = t.strides;
+  return s[3] === 1 ? (s as unknown as Strides4) : [s[0], s[1], s[2], 1];
 }
 
 function checkSeqlens(x: unknown, argument: string, batch: number, limit: number, limitName: string): Int32Array | null {
@@ -69,21 +71,45 @@ function checkSeqlens(x: unknown, argument: string, batch: number, limit: number
   return out;
 }
 
+/**
+ * The first of `tensors` after checking that every other has its `property`, else an error naming the first that
+ * differs. Runs on every call: it walks the record without building arrays, and makes strings only for the error.
+ */
+function sameProperty(tensors: Record<string, Tensor>, property: 'device' | 'dtype'): Tensor {
+  let firstName = '';
+  let first: Tensor | undefined;
+  for (const name in tensors) {
+    const t = tensors[name];
+    if (first === undefined) {
+      firstName = name;
+      first = t;
+    } else if (t[property] !== first[property]) {
+      throw new InvalidArgumentError(`${name}.${property}`, `'${first[property]}', the ${property} of ${firstName}`, t[property]);
+    }
+  }
+  return first!;
+}
+
 export function sameDevice(tensors: Record<string, Tensor>): void {
-  const entries = Object.entries(tensors);
-  const [firstName, first] = entries[0];
-  for (const [name, t] of entries.slice(1))
-    if (t.device !== first.device)
-      throw new InvalidArgumentError(`${name}.device`, `'${first.device}', the device of ${firstName}`, t.device);
+  sameProperty(tensors, 'device');
 }
 
 export function sameDType(tensors: Record<string, Tensor>): DType {
-  const entries = Object.entries(tensors);
-  const [firstName, first] = entries[0];
-  for (const [name, t] of entries.slice(1))
-    if (t.dtype !== first.dtype)
-      throw new InvalidArgumentError(`${name}.dtype`, `'${first.dtype}', the dtype of ${firstName}`, t.dtype);
-  return first.dtype as DType;
+  return sameProperty(tensors, 'dtype').dtype as DType;
+}
+
+/** The last pattern string parsed and its value: a program passes the same option on every call. */
+let lastPatternText: string | undefined;
+let lastPattern: Pattern | null = null;
+
+function patternOption(x: unknown): Pattern | null {
+  if (typeof x === 'string' && x === lastPatternText) return lastPattern;
+  const pattern = parsePattern(x as string | Pattern | null | undefined, 'options.pattern');
+  if (typeof x === 'string') {
+    lastPatternText = x;
+    lastPattern = pattern;
+  }
+  return pattern;
 }
 
 /** The problem of attention(q, k, v) or of sddmmPrune(q, k) (v null: Dv = 1, v strides unused). */
@@ -100,7 +126,7 @@ export function attentionProblem(q: Tensor, k: Tensor, v: Tensor | null, o: Reco
     if (v.shape[2] !== seqK) throw new InvalidArgumentError('v.shape[2]', `${seqK} (the keys of k)`, v.shape[2]);
   }
   const headDimV = v ? v.shape[3] : 1;
-  const pattern = parsePattern(o.pattern as string | Pattern | null | undefined, 'options.pattern');
+  const pattern = patternOption(o.pattern);
   if (o.causal !== undefined && typeof o.causal !== 'boolean') throw new InvalidArgumentError('options.causal', 'a boolean', o.causal);
   const scale = o.scale === undefined ? 1 / Math.sqrt(headDim) : o.scale;
   if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new InvalidArgumentError('options.scale', 'a finite number', scale);
@@ -121,7 +147,7 @@ export function attentionProblem(q: Tensor, k: Tensor, v: Tensor | null, o: Reco
     qStrides: strides4(q),
     kStrides: strides4(k),
     vStrides: v ? strides4(v) : [seqK * headsKv, seqK, 1, 1],
-    outStrides: contiguousStrides([batch, headsQ, seqQ, headDimV]) as unknown as Strides4,
+    outStrides: [headsQ * seqQ * headDimV, seqQ * headDimV, headDimV, 1],
   };
 }
 

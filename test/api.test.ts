@@ -187,3 +187,29 @@ test('staged functions validate what they are given', async () => {
   probs.metadata!.dispose();
   await assert.rejects(spmm(probs, tensor([1, 2, 8, 8])), DisposedTensorError);
 });
+
+test('options are checked on every call: a pattern accepted before lets no bad one through, a new one takes effect', async () => {
+  const q = tensor([1, 2, 6, 8], 'float32');
+  const k = tensor([1, 2, 8, 8], 'float32');
+  const v = tensor([1, 2, 8, 4], 'float32');
+  const run = async (pattern: string) => [...(await (await attention(q, k, v, { pattern })).toFloat32Array())];
+  const twoFour = await run('2:4');
+  await rejectsArgument(attention(q, k, v, { pattern: '2:4x' }), 'options.pattern');
+  const oneTwo = await run('1:2');
+  assert.notDeepEqual(oneTwo, twoFour, '1:2 keeps other keys than 2:4');
+  assert.deepEqual(await run(' 2:4 '), twoFour);
+  assert.deepEqual(await run('2:4'), twoFour);
+  await rejectsArgument(attention(q, k, v, { pattern: '2:4x' }), 'options.pattern');
+  await rejectsArgument(attention(q, k, v, { pattern: 7 as never }), 'options.pattern');
+});
+
+test('operands in [B, N, H, D] buffers (transposed views) give what contiguous copies give', async () => {
+  const [B, N, H, D] = [2, 6, 3, 4];
+  const views = ['q', 'k', 'v'].map(() => tensor([B, N, H, D], 'float32').transpose(1, 2));
+  const copies = await Promise.all(views.map(async (t) => Tensor.fromArray(await t.toFloat32Array(), t.shape, { dtype: 'float32' })));
+  const options = { pattern: '2:4', causal: true };
+  const fromViews = await attention(views[0], views[1], views[2], options);
+  const fromCopies = await attention(copies[0], copies[1], copies[2], options);
+  assert.deepEqual([...(await fromViews.toFloat32Array())], [...(await fromCopies.toFloat32Array())]);
+  assert.deepEqual(views[0].strides, [N * H * D, D, H * D, 1], 'the caller\'s view keeps its strides');
+});

@@ -1,6 +1,13 @@
 // The CUDA backend: libdfss's entry points on device tensors, through ffi/.
+//
+// The entry points only enqueue work on the stream (the legacy default stream here) and return, so they are
+// called sync: koffi's async worker round trip would cost more than the call, and the failure's message is read on
+// the thread that made the call. The returned promises settle at once; synchronize() or reading an output to the
+// host is where the GPU is waited for. (An enqueue waits while the device's launch queue is full, as in any CUDA
+// program; and on a GPU without stream-ordered allocation, a call with per-batch lengths waits for its own kernel
+// before it frees its scratch memory: those calls hold the event loop as long.)
+import { type AttentionDescPointer, NativeAttentionDesc } from '../../ffi/attention-desc.js';
 import {
-  type AttentionDesc,
   type BackwardStrides,
   DFSS_DTYPE_BFLOAT16,
   DFSS_DTYPE_FLOAT16,
@@ -16,7 +23,7 @@ import { UnsupportedError } from '../errors.js';
 import { compressedRowSize } from '../layout.js';
 import { formatPattern } from '../pattern.js';
 import type { AttentionProblem } from '../problem.js';
-import { Tensor, contiguousStrides } from '../tensor.js';
+import { type ElementType, Tensor, contiguousStrides } from '../tensor.js';
 import { requireCuda } from './runtime.js';
 
 const DTYPE_CODES: Record<DType, number> = {
@@ -27,43 +34,45 @@ const DTYPE_CODES: Record<DType, number> = {
 
 /** The patterns libdfss implements, by dtype (dfss.h); the CPU backend takes any N:M. */
 function patternCode(p: AttentionProblem): number {
-  const name = formatPattern(p.pattern);
-  if (name === 'dense') return DFSS_PATTERN_DENSE;
-  if (name === '1:2') return DFSS_PATTERN_1_2;
-  if (name === '2:4' && p.dtype !== 'float32') return DFSS_PATTERN_2_4;
+  const pattern = p.pattern;
+  if (pattern === null) return DFSS_PATTERN_DENSE;
+  if (pattern.n === 1 && pattern.m === 2) return DFSS_PATTERN_1_2;
+  if (pattern.n === 2 && pattern.m === 4 && p.dtype !== 'float32') return DFSS_PATTERN_2_4;
   const offered = p.dtype === 'float32' ? "'dense' or '1:2'" : "'dense', '1:2' or '2:4'";
-  throw new UnsupportedError(`pattern ${name} with ${p.dtype} is not available on the CUDA backend (it offers ${offered}); use backend 'cpu' to study other patterns`);
+  throw new UnsupportedError(
+    `pattern ${formatPattern(pattern)} with ${p.dtype} is not available on the CUDA backend (it offers ${offered}); use backend 'cpu' to study other patterns`,
+  );
 }
 
-function describe(lib: DfssLibrary, p: AttentionProblem): AttentionDesc {
-  const desc: Partial<AttentionDesc> = {};
-  lib.check(
-    lib.dfss_attention_desc_init(desc, DTYPE_CODES[p.dtype], patternCode(p), p.batch, p.headsQ, p.headsKv, p.seqQ, p.seqK, p.headDim, p.headDimV),
-    'dfss_attention_desc_init',
-  );
-  return {
-    ...(desc as AttentionDesc),
-    causal: p.causal ? 1 : 0,
-    scale: p.scale,
-    q_strides: p.qStrides,
-    k_strides: p.kStrides,
-    v_strides: p.vStrides,
-    out_strides: p.outStrides,
-    seqlens_q: p.seqlensQ,
-    seqlens_k: p.seqlensK,
-  };
+let nativeDesc: NativeAttentionDesc | undefined;
+
+/**
+ * The descriptor of `p`, written into the one native descriptor of this module. Valid until the next describe():
+ * each entry point is called sync right after it.
+ */
+function describe(lib: DfssLibrary, p: AttentionProblem): AttentionDescPointer {
+  nativeDesc ??= new NativeAttentionDesc(lib);
+  return nativeDesc.write(DTYPE_CODES[p.dtype], patternCode(p), p);
 }
 
 function address(t: Tensor | null, argument: string): bigint | null {
   return t === null ? null : t.storage.deviceBuffer(argument).address;
 }
 
-/** Runs `work` with new device tensors, disposing them if it fails. */
-async function producing<T>(tensors: Tensor[], work: () => Promise<T>): Promise<T> {
+/** Makes a device tensor for an output of the call being prepared. */
+type MakeOutput = (shape: readonly number[], dtype: ElementType) => Tensor;
+
+/** Runs `work` (outputs made, one entry point called sync and checked); on failure disposes the outputs it made. */
+function producing<T>(work: (output: MakeOutput) => T): T {
+  const made: Tensor[] = [];
   try {
-    return await work();
+    return work((shape, dtype) => {
+      const t = Tensor.empty(shape, dtype, 'cuda');
+      made.push(t);
+      return t;
+    });
   } catch (error) {
-    for (const t of tensors) t.dispose();
+    for (const t of made) t.dispose();
     throw error;
   }
 }
@@ -74,45 +83,44 @@ export const cudaBackend: Backend = {
 
   async attention(p, q, k, v, withLse) {
     const lib = requireCuda();
-    const desc = describe(lib, p);
-    const out = Tensor.empty([p.batch, p.headsQ, p.seqQ, p.headDimV], p.dtype, 'cuda');
-    const lse = withLse ? Tensor.empty([p.batch, p.headsQ, p.seqQ], 'float32', 'cuda') : null;
-    return producing([out, ...(lse ? [lse] : [])], async () => {
-      await lib.async.dfss_attention_forward(desc, address(q, 'q'), address(k, 'k'), address(v, 'v'), address(out, 'out'), address(lse, 'lse'));
+    return producing((output) => {
+      const out = output([p.batch, p.headsQ, p.seqQ, p.headDimV], p.dtype);
+      const lse = withLse ? output([p.batch, p.headsQ, p.seqQ], 'float32') : null;
+      const status = lib.dfss_attention_forward(describe(lib, p), address(q, 'q'), address(k, 'k'), address(v, 'v'), address(out, 'out'), address(lse, 'lse'));
+      lib.check(status, 'dfss_attention_forward');
       return { out, lse };
     });
   },
 
   async sddmmPrune(p, q, k) {
     const lib = requireCuda();
-    const desc = describe(lib, p);
-    const { values: slots, metadataWords } = compressedRowSize(p.seqK, p.pattern);
-    const rows = [p.batch, p.headsQ, p.seqQ];
-    const values = Tensor.empty([...rows, slots], p.dtype, 'cuda');
-    const metadata = metadataWords > 0 ? Tensor.empty([...rows, metadataWords], 'uint32', 'cuda') : null;
-    return producing([values, ...(metadata ? [metadata] : [])], async () => {
-      await lib.async.dfss_sddmm_prune(desc, address(q, 'q'), address(k, 'k'), address(values, 'values'), address(metadata, 'metadata'));
+    return producing((output) => {
+      const { values: slots, metadataWords } = compressedRowSize(p.seqK, p.pattern);
+      const values = output([p.batch, p.headsQ, p.seqQ, slots], p.dtype);
+      const metadata = metadataWords > 0 ? output([p.batch, p.headsQ, p.seqQ, metadataWords], 'uint32') : null;
+      const status = lib.dfss_sddmm_prune(describe(lib, p), address(q, 'q'), address(k, 'k'), address(values, 'values'), address(metadata, 'metadata'));
+      lib.check(status, 'dfss_sddmm_prune');
       return { values, metadata };
     });
   },
 
   async compressedSoftmax(p, scores) {
     const lib = requireCuda();
-    const desc = describe(lib, p);
-    const probs = Tensor.empty(scores.shape, p.dtype, 'cuda');
-    const lse = Tensor.empty([p.batch, p.headsQ, p.seqQ], 'float32', 'cuda');
-    return producing([probs, lse], async () => {
-      await lib.async.dfss_compressed_softmax(desc, address(scores, 'scores.values'), address(probs, 'probs'), address(lse, 'lse'));
+    return producing((output) => {
+      const probs = output(scores.shape, p.dtype);
+      const lse = output([p.batch, p.headsQ, p.seqQ], 'float32');
+      const status = lib.dfss_compressed_softmax(describe(lib, p), address(scores, 'scores.values'), address(probs, 'probs'), address(lse, 'lse'));
+      lib.check(status, 'dfss_compressed_softmax');
       return { probs, lse };
     });
   },
 
   async spmm(p, probs, metadata, v) {
     const lib = requireCuda();
-    const desc = describe(lib, p);
-    const out = Tensor.empty([p.batch, p.headsQ, p.seqQ, p.headDimV], p.dtype, 'cuda');
-    return producing([out], async () => {
-      await lib.async.dfss_spmm(desc, address(probs, 'probs.values'), address(metadata, 'probs.metadata'), address(v, 'v'), address(out, 'out'));
+    return producing((output) => {
+      const out = output([p.batch, p.headsQ, p.seqQ, p.headDimV], p.dtype);
+      const status = lib.dfss_spmm(describe(lib, p), address(probs, 'probs.values'), address(metadata, 'probs.metadata'), address(v, 'v'), address(out, 'out'));
+      lib.check(status, 'dfss_spmm');
       return out;
     });
   },
@@ -131,31 +139,32 @@ export const cudaBackend: Backend = {
       dk_strides: contiguousStrides(dkShape),
       dv_strides: contiguousStrides(dvShape),
     };
-    // Freed when the call returns: dfss_free (cudaFree) waits for the work queued on the device first.
+    // The workspace is used only by the work this call enqueues on the default stream: released when the call
+    // returns, it goes back to the block cache, and whatever reuses it is queued after that work.
     const workspace = Tensor.empty([Math.ceil(Number(bytes[0]) / 4)], 'uint32', 'cuda');
-    const gradients: Tensor[] = [];
     try {
-      for (const shape of [dqShape, dkShape, dvShape]) gradients.push(Tensor.empty(shape, p.dtype, 'cuda'));
-      const [dq, dk, dv] = gradients;
-      await lib.async.dfss_attention_backward(
-        desc,
-        strides,
-        address(t.q, 'q'),
-        address(t.k, 'k'),
-        address(t.v, 'v'),
-        address(t.out, 'out'),
-        address(t.dout, 'dout'),
-        address(t.lse, 'lse'),
-        address(dq, 'dq'),
-        address(dk, 'dk'),
-        address(dv, 'dv'),
-        address(workspace, 'workspace'),
-        bytes[0],
-      );
-      return { dq, dk, dv };
-    } catch (error) {
-      for (const g of gradients) g.dispose();
-      throw error;
+      return producing((output) => {
+        const dq = output(dqShape, p.dtype);
+        const dk = output(dkShape, p.dtype);
+        const dv = output(dvShape, p.dtype);
+        const status = lib.dfss_attention_backward(
+          desc,
+          strides,
+          address(t.q, 'q'),
+          address(t.k, 'k'),
+          address(t.v, 'v'),
+          address(t.out, 'out'),
+          address(t.dout, 'dout'),
+          address(t.lse, 'lse'),
+          address(dq, 'dq'),
+          address(dk, 'dk'),
+          address(dv, 'dv'),
+          address(workspace, 'workspace'),
+          bytes[0],
+        );
+        lib.check(status, 'dfss_attention_backward');
+        return { dq, dk, dv };
+      });
     } finally {
       workspace.dispose();
     }

@@ -1,6 +1,9 @@
 // The CUDA side of the TypeScript library: whether it can run here, the devices, and device memory. It talks to
-// libdfss through ffi/ only. Everything long (copies, synchronization) goes through koffi's async calls, so the
-// event loop is never blocked by the GPU.
+// libdfss through ffi/ only. Everything that waits for the GPU (copies to or from the host, synchronization) goes
+// through koffi's async calls, so the event loop is never blocked by the GPU; calls that only enqueue work are made
+// sync (src/cuda/backend.ts). Device memory comes from a cache of blocks (block-cache.ts).
+import process from 'node:process';
+
 import {
   DFSS_MEMCPY_DEVICE_TO_DEVICE,
   DFSS_MEMCPY_DEVICE_TO_HOST,
@@ -11,6 +14,9 @@ import {
   loadDfss,
 } from '../../ffi/dfss.js';
 import { DfssError, NoDeviceError } from '../errors.js';
+import { type DeviceBuffer, type DeviceCacheStats, DeviceBlockCache } from './block-cache.js';
+
+export type { DeviceBuffer, DeviceCacheStats } from './block-cache.js';
 
 export interface CudaDevice {
   readonly index: number;
@@ -28,14 +34,6 @@ export interface CudaStatus {
   readonly libraryPath: string | null;
   readonly libraryVersion: string | null;
   readonly devices: readonly CudaDevice[];
-}
-
-/** Device memory owned by a tensor's storage. */
-export interface DeviceBuffer {
-  readonly address: bigint;
-  readonly bytes: number;
-  /** Frees the memory; a second call does nothing. */
-  release(): void;
 }
 
 let cachedStatus: CudaStatus | undefined;
@@ -93,10 +91,14 @@ function toBigInt(address: unknown): bigint {
 
 /** Device memory operations used by tensors. */
 export interface DeviceMemory {
+  /** Device memory of `bytes` bytes, from the cache of released blocks where one fits. */
   allocate(bytes: number): DeviceBuffer;
   upload(dst: DeviceBuffer, src: ArrayBufferView): Promise<void>;
   download(dst: ArrayBufferView, src: DeviceBuffer): Promise<void>;
   copyDeviceToDevice(dst: DeviceBuffer, src: DeviceBuffer, bytes: number): Promise<void>;
+  /** Frees the cached blocks; returns their bytes. */
+  releaseCached(): number;
+  readonly stats: DeviceCacheStats;
 }
 
 let memory: DeviceMemory | undefined;
@@ -104,7 +106,7 @@ let poisonByte: number | null = null;
 
 /**
  * Fills every device allocation made from now on with `byte` (null: stop), so that an output element a kernel
- * failed to write shows up in tests (0xff is NaN in every float dtype).
+ * failed to write shows up in tests (0xff is NaN in every float dtype). Blocks reused from the cache are filled too.
  */
 export function poisonDeviceAllocations(byte: number | null): void {
   poisonByte = byte;
@@ -116,29 +118,61 @@ export function getDeviceMemory(): DeviceMemory {
 }
 
 function createDeviceMemory(lib: DfssLibrary): DeviceMemory {
+  const cache = new DeviceBlockCache({
+    malloc(bytes) {
+      const out: [bigint | null] = [null];
+      lib.check(lib.dfss_malloc(out, bytes), `dfss_malloc(${bytes} bytes)`);
+      return toBigInt(out[0]);
+    },
+    free(address) {
+      // The status is dropped: a failed free cannot be acted on, and a GPU in error reports it on the next real
+      // call.
+      lib.dfss_free(address);
+    },
+  });
+  // The driver would reclaim the memory with the process anyway; freeing it here keeps tools that track
+  // allocations (compute-sanitizer's leak check) quiet.
+  process.once('exit', () => cache.releaseCached());
   return {
     allocate(bytes) {
-      const out: [bigint | null] = [null];
-      lib.check(lib.dfss_malloc(out, Math.max(bytes, 1)), `dfss_malloc(${bytes} bytes)`);
-      const address = toBigInt(out[0]);
-      if (poisonByte !== null) lib.check(lib.dfss_memset(address, poisonByte, bytes, null), 'dfss_memset');
-      let live = true;
-      return {
-        address,
-        bytes,
-        release() {
-          if (!live) return;
-          live = false;
-          // The status is dropped: a failed free cannot be acted on (it may run from the finalization
-          // registry), and a GPU in error reports it on the next real call.
-          lib.dfss_free(address);
-        },
-      };
+      const buffer = cache.acquire(Math.max(bytes, 1));
+      if (poisonByte !== null) {
+        const status = lib.dfss_memset(buffer.address, poisonByte, buffer.bytes, null);
+        if (status !== DFSS_SUCCESS) {
+          buffer.release();
+          lib.check(status, 'dfss_memset');
+        }
+      }
+      return buffer;
     },
-    upload: (dst, src) => lib.async.dfss_memcpy(dst.address, src, src.byteLength, DFSS_MEMCPY_HOST_TO_DEVICE, null),
-    download: (dst, src) => lib.async.dfss_memcpy(dst, src.address, dst.byteLength, DFSS_MEMCPY_DEVICE_TO_HOST, null),
-    copyDeviceToDevice: (dst, src, bytes) => lib.async.dfss_memcpy(dst.address, src.address, bytes, DFSS_MEMCPY_DEVICE_TO_DEVICE, null),
+    upload: (dst, src) =>
+      dst.holdDuring(lib.async.dfss_memcpy(dst.address, src, src.byteLength, DFSS_MEMCPY_HOST_TO_DEVICE, null)),
+    download: (dst, src) =>
+      src.holdDuring(lib.async.dfss_memcpy(dst, src.address, dst.byteLength, DFSS_MEMCPY_DEVICE_TO_HOST, null)),
+    copyDeviceToDevice: (dst, src, bytes) =>
+      dst.holdDuring(src.holdDuring(lib.async.dfss_memcpy(dst.address, src.address, bytes, DFSS_MEMCPY_DEVICE_TO_DEVICE, null))),
+    releaseCached: () => cache.releaseCached(),
+    get stats() {
+      return cache.stats;
+    },
   };
+}
+
+/**
+ * Gives the device memory that disposed tensors left for reuse back to the device, once the GPU has finished the
+ * work queued so far; returns the bytes freed. (Disposing a tensor keeps its memory for the next tensor of that
+ * size, so that allocations cost no cudaMalloc; this is the way to hand it to other programs or libraries.)
+ * Resolves to 0 where CUDA is not available.
+ */
+export async function releaseCachedDeviceMemory(): Promise<number> {
+  if (!cudaStatus().available || memory === undefined) return 0;
+  await synchronize(); // cudaFree would wait for the device, blocking the event loop
+  return memory.releaseCached();
+}
+
+/** Device memory held by live tensors and kept for reuse, in bytes; zeros where CUDA is not available or unused. */
+export function deviceCacheStats(): DeviceCacheStats {
+  return memory?.stats ?? { inUseBytes: 0, cachedBytes: 0, cachedBlocks: 0 };
 }
 
 /**

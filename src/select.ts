@@ -108,19 +108,7 @@ export function pruneRow(
       const d = scores[base + 3];
       const out = keptOffset + g * n;
       if (a === a && b === b && c === c && d === d) {
-        // rank of each key = number of keys that outrank it (the lower index wins a tie)
-        const ba = +(b > a);
-        const ca = +(c > a);
-        const da = +(d > a);
-        const cb = +(c > b);
-        const db = +(d > b);
-        const dc = +(d > c);
-        const keptMask =
-          +(ba + ca + da < n) |
-          (+(1 - ba + cb + db < n) << 1) |
-          (+(2 - ca - cb + dc < n) << 2) |
-          (+(3 - da - db - dc < n) << 3);
-        const packed = KEPT_BY_MASK[keptMask];
+        const packed = keptOfFour(a, b, c, d, n);
         for (let t = 0; t < n; t++) keptIndex[out + t] = (packed >>> (3 * t)) & 7;
       } else {
         selectGroup(scores, rowOffset, rowLength, 4 * g, n, 4, keptIndex, out);
@@ -141,3 +129,99 @@ const KEPT_BY_MASK = (() => {
   }
   return table;
 })();
+
+/**
+ * The n kept in-group indices of a full group of four scores without NaN, ascending, packed 3 bits each (index t
+ * at bits 3t .. 3t+2). Branch-free: random scores make the branches of a comparison sort unpredictable.
+ */
+function keptOfFour(a: number, b: number, c: number, d: number, n: number): number {
+  // rank of each key = number of keys that outrank it (the lower index wins a tie)
+  const ba = +(b > a);
+  const ca = +(c > a);
+  const da = +(d > a);
+  const cb = +(c > b);
+  const db = +(d > b);
+  const dc = +(d > c);
+  const keptMask =
+    +(ba + ca + da < n) |
+    (+(1 - ba + cb + db < n) << 1) |
+    (+(2 - ca - cb + dc < n) << 2) |
+    (+(3 - da - db - dc < n) << 3);
+  return KEPT_BY_MASK[keptMask];
+}
+
+// One group's in-group indices, for the groups that gatherKeptKeys hands to selectGroup.
+const groupKept = new Int32Array(8);
+
+/**
+ * The kept keys of a row, as pruneRow chooses them, in one pass: for every group that starts before rowLength,
+ * its kept keys g*M + j (ascending) that are below rowLength (kept positions past the end are left out), written
+ * to keys[0 ..] with their scores to keptValues[0 ..]. Returns how many were written (at most
+ * ceil(rowLength / M) * N).
+ */
+export function gatherKeptKeys(
+  scores: ScoreArray,
+  rowOffset: number,
+  rowLength: number,
+  pattern: Pattern,
+  keys: Int32Array,
+  keptValues: ScoreArray,
+): number {
+  const { n, m } = pattern;
+  const groups = groupCount(rowLength, m);
+  const fullGroups = Math.floor(rowLength / m);
+  let count = 0;
+  let g = 0;
+  if (m === 2) {
+    for (; g < fullGroups; g++) {
+      const base = rowOffset + 2 * g;
+      const a = scores[base];
+      const b = scores[base + 1];
+      if (a !== a || b !== b) break; // NaN: selectGroup below, from this group on
+      const j = +(b > a);
+      keys[count] = 2 * g + j;
+      keptValues[count] = j === 0 ? a : b;
+      count++;
+    }
+  } else if (m === 4) {
+    for (; g < fullGroups; g++) {
+      const base = rowOffset + 4 * g;
+      const a = scores[base];
+      const b = scores[base + 1];
+      const c = scores[base + 2];
+      const d = scores[base + 3];
+      if (a !== a || b !== b || c !== c || d !== d) break;
+      const packed = keptOfFour(a, b, c, d, n);
+      if (n === 2) {
+        // 2:4 unrolled: the hot case
+        const j0 = packed & 7;
+        const j1 = packed >>> 3;
+        keys[count] = 4 * g + j0;
+        keptValues[count] = scores[base + j0];
+        keys[count + 1] = 4 * g + j1;
+        keptValues[count + 1] = scores[base + j1];
+        count += 2;
+        continue;
+      }
+      for (let t = 0; t < n; t++) {
+        const j = (packed >>> (3 * t)) & 7;
+        keys[count] = 4 * g + j;
+        keptValues[count] = scores[base + j];
+        count++;
+      }
+    }
+  }
+  for (; g < groups; g++) {
+    const start = g * m;
+    selectGroup(scores, rowOffset, rowLength, start, n, m, groupKept, 0);
+    for (let t = 0; t < n; t++) {
+      const key = start + groupKept[t];
+      if (key < rowLength) {
+        keys[count] = key;
+        keptValues[count] = scores[rowOffset + key];
+        count++;
+      }
+    }
+  }
+  return count;
+}

@@ -14,7 +14,12 @@ export async function medianMs(run: () => Promise<void>, runs: number): Promise<
     await synchronize();
     times.push(performance.now() - start);
   }
-  times.sort((a, b) => a - b);
-  const middle = times.length >> 1;
-  return times.length % 2 === 1 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
+  return median(times);
+}
+
+/** The median of a non-empty list of numbers. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }

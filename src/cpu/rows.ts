@@ -17,7 +17,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { AttentionProblem, Strides4 } from '../problem.js';
 import type { Pattern } from '../pattern.js';
-import { groupCount, pruneRow } from '../select.js';
+import { gatherKeptKeys, groupCount, pruneRow } from '../select.js';
 
 export type Rounder = (x: number) => number;
 
@@ -100,9 +100,11 @@ export function computeScores(
   count: number,
   scale32: number,
   scores: Float32Array,
+  scoresOffset = 0,
 ): void {
   const fround = Math.fround;
   const ks = kRowStride;
+  const s = scoresOffset;
   let j = 0;
   for (; j + 8 <= count; j += 8) {
     const k0 = kBase + j * ks;
@@ -132,20 +134,133 @@ export function computeScores(
       a6 = fround(a6 + x * k[k6 + d]);
       a7 = fround(a7 + x * k[k7 + d]);
     }
-    scores[j] = fround(a0 * scale32);
-    scores[j + 1] = fround(a1 * scale32);
-    scores[j + 2] = fround(a2 * scale32);
-    scores[j + 3] = fround(a3 * scale32);
-    scores[j + 4] = fround(a4 * scale32);
-    scores[j + 5] = fround(a5 * scale32);
-    scores[j + 6] = fround(a6 * scale32);
-    scores[j + 7] = fround(a7 * scale32);
+    scores[s + j] = fround(a0 * scale32);
+    scores[s + j + 1] = fround(a1 * scale32);
+    scores[s + j + 2] = fround(a2 * scale32);
+    scores[s + j + 3] = fround(a3 * scale32);
+    scores[s + j + 4] = fround(a4 * scale32);
+    scores[s + j + 5] = fround(a5 * scale32);
+    scores[s + j + 6] = fround(a6 * scale32);
+    scores[s + j + 7] = fround(a7 * scale32);
   }
   for (; j < count; j++) {
     const k0 = kBase + j * ks;
     let a0 = 0;
     for (let d = 0; d < headDim; d++) a0 = fround(a0 + q[qBase + d] * k[k0 + d]);
-    scores[j] = fround(a0 * scale32);
+    scores[s + j] = fround(a0 * scale32);
+  }
+}
+
+/** Query rows that computeScoreBlock scores together. */
+export const SCORE_BLOCK_ROWS = 4;
+
+/**
+ * Step 1 for `rows` (at most SCORE_BLOCK_ROWS) consecutive query rows and keys 0 .. count-1: query r at
+ * qBase + r * qRowStride, its score of key j to scores[r * scoresRowStride + j]. Exactly computeScores' arithmetic
+ * and order (the same bits), four queries by four keys per pass: each q and k element loaded feeds four float32
+ * chains, which halves the loads and index checks per multiply-add against one query by eight keys.
+ */
+export function computeScoreBlock(
+  q: Float32Array,
+  qBase: number,
+  qRowStride: number,
+  rows: number,
+  k: Float32Array,
+  kBase: number,
+  kRowStride: number,
+  headDim: number,
+  count: number,
+  scale32: number,
+  scores: Float32Array,
+  scoresRowStride: number,
+): void {
+  if (rows !== SCORE_BLOCK_ROWS) {
+    for (let r = 0; r < rows; r++) {
+      computeScores(q, qBase + r * qRowStride, k, kBase, kRowStride, headDim, count, scale32, scores, r * scoresRowStride);
+    }
+    return;
+  }
+  const fround = Math.fround;
+  const ks = kRowStride;
+  const q0 = qBase;
+  const q1 = q0 + qRowStride;
+  const q2 = q1 + qRowStride;
+  const q3 = q2 + qRowStride;
+  const s0 = 0;
+  const s1 = scoresRowStride;
+  const s2 = s1 + scoresRowStride;
+  const s3 = s2 + scoresRowStride;
+  let j = 0;
+  for (; j + 4 <= count; j += 4) {
+    const k0 = kBase + j * ks;
+    const k1 = k0 + ks;
+    const k2 = k1 + ks;
+    const k3 = k2 + ks;
+    // a<query><key>
+    let a00 = 0, a01 = 0, a02 = 0, a03 = 0;
+    let a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+    let a20 = 0, a21 = 0, a22 = 0, a23 = 0;
+    let a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+    for (let d = 0; d < headDim; d++) {
+      const x0 = q[q0 + d];
+      const x1 = q[q1 + d];
+      const x2 = q[q2 + d];
+      const x3 = q[q3 + d];
+      const y0 = k[k0 + d];
+      const y1 = k[k1 + d];
+      const y2 = k[k2 + d];
+      const y3 = k[k3 + d];
+      a00 = fround(a00 + x0 * y0);
+      a01 = fround(a01 + x0 * y1);
+      a02 = fround(a02 + x0 * y2);
+      a03 = fround(a03 + x0 * y3);
+      a10 = fround(a10 + x1 * y0);
+      a11 = fround(a11 + x1 * y1);
+      a12 = fround(a12 + x1 * y2);
+      a13 = fround(a13 + x1 * y3);
+      a20 = fround(a20 + x2 * y0);
+      a21 = fround(a21 + x2 * y1);
+      a22 = fround(a22 + x2 * y2);
+      a23 = fround(a23 + x2 * y3);
+      a30 = fround(a30 + x3 * y0);
+      a31 = fround(a31 + x3 * y1);
+      a32 = fround(a32 + x3 * y2);
+      a33 = fround(a33 + x3 * y3);
+    }
+    scores[s0 + j] = fround(a00 * scale32);
+    scores[s0 + j + 1] = fround(a01 * scale32);
+    scores[s0 + j + 2] = fround(a02 * scale32);
+    scores[s0 + j + 3] = fround(a03 * scale32);
+    scores[s1 + j] = fround(a10 * scale32);
+    scores[s1 + j + 1] = fround(a11 * scale32);
+    scores[s1 + j + 2] = fround(a12 * scale32);
+    scores[s1 + j + 3] = fround(a13 * scale32);
+    scores[s2 + j] = fround(a20 * scale32);
+    scores[s2 + j + 1] = fround(a21 * scale32);
+    scores[s2 + j + 2] = fround(a22 * scale32);
+    scores[s2 + j + 3] = fround(a23 * scale32);
+    scores[s3 + j] = fround(a30 * scale32);
+    scores[s3 + j + 1] = fround(a31 * scale32);
+    scores[s3 + j + 2] = fround(a32 * scale32);
+    scores[s3 + j + 3] = fround(a33 * scale32);
+  }
+  for (; j < count; j++) {
+    const k0 = kBase + j * ks;
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    for (let d = 0; d < headDim; d++) {
+      const y = k[k0 + d];
+      a0 = fround(a0 + q[q0 + d] * y);
+      a1 = fround(a1 + q[q1 + d] * y);
+      a2 = fround(a2 + q[q2 + d] * y);
+      a3 = fround(a3 + q[q3 + d] * y);
+    }
+    scores[s0 + j] = fround(a0 * scale32);
+    scores[s1 + j] = fround(a1 * scale32);
+    scores[s2 + j] = fround(a2 * scale32);
+    scores[s3 + j] = fround(a3 * scale32);
   }
 }
 
@@ -184,11 +299,20 @@ export interface KeptRow {
 }
 
 /**
+ * Step 3 of one row whose scores of keys 0 .. allowed-1 are scores[offset .. offset + allowed) (allowed >= 1;
+ * later keys are masked, so the selection runs on the allowed prefix only): writes the keys the N:M choice keeps
+ * among the allowed ones, ascending, to scratch.keys and their scores to scratch.gathered, and returns how many
+ * there are. Masked keys are never kept, even where a group keeps them.
+ */
+export function gatherKept(scores: Float32Array, offset: number, allowed: number, pattern: Pattern, scratch: RowScratch): number {
+  return gatherKeptKeys(scores, offset, allowed, pattern, scratch.keys, scratch.gathered);
+}
+
+/**
  * Steps 1-3 of one row whose keys 0 .. allowed-1 are allowed (allowed >= 1; later keys are masked): the scores
  * (computeScores, q at qBase, key j at kBase + j * kRowStride), then the keys the N:M choice keeps among the
- * allowed ones (dense: all of them), with their scores. Masked keys are never returned, even where a group
- * keeps them. The arrays are the scratch's, valid until its next use. The forward and the backward both take
- * their rows from here, so they keep the same keys.
+ * allowed ones (dense: all of them; gatherKept), with their scores. The arrays are the scratch's, valid until its
+ * next use. The forward and the backward both keep their rows' keys with gatherKept, so they keep the same keys.
  */
 export function keptScores(
   q: Float32Array,
@@ -202,22 +326,10 @@ export function keptScores(
   pattern: Pattern | null,
   scratch: RowScratch,
 ): KeptRow {
-  const { scores, inGroup, keys, gathered, identity } = scratch;
+  const { scores, keys, gathered, identity } = scratch;
   computeScores(q, qBase, k, kBase, kRowStride, headDim, allowed, scale32, scores);
   if (pattern === null) return { count: allowed, keys: identity, scores };
-  // only groups that reach an allowed key can hold a finite score
-  const slots = groupCount(allowed, pattern.m) * pattern.n;
-  selectSlots(scores, allowed, pattern, slots, inGroup, keys);
-  let count = 0;
-  for (let c = 0; c < slots; c++) {
-    const key = keys[c];
-    if (key < allowed) {
-      keys[count] = key;
-      gathered[count] = scores[key];
-      count++;
-    }
-  }
-  return { count, keys, scores: gathered };
+  return { count: gatherKept(scores, 0, allowed, pattern, scratch), keys, scores: gathered };
 }
 
 /**

@@ -33,8 +33,11 @@
 namespace dfss {
 namespace staged {
 
+// 4 blocks per SM (128 registers) up to D = 64, where ptxas needs no spill for it: the kernel waits on latency.
+constexpr int sddmm_min_blocks(int head_dim) { return head_dim <= 64 ? 4 : 1; }
+
 template <typename T, int HeadDim, int Pattern>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim))
     sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
                                    const int32_t *seqlens_k, T *values, uint32_t *metadata) {
 #if DFSS_MMA_AVAILABLE
@@ -72,7 +75,12 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t loaded_key_end = block_key_end < shape.seq_k ? block_key_end : shape.seq_k;
 
   // This lane's two rows: group and group + 8 of the warp's 16.
+  // Slots a lane writes per 16 keys of a row (one run), and slots of a row per key tile.
+  constexpr int kRun = Pattern == DFSS_PATTERN_DENSE ? 4 : 2;
+  constexpr int kTileSlots = kTileKeys / 4 * kRun;
+  constexpr int kTileGroups = Pattern == DFSS_PATTERN_2_4 ? kTileKeys / 4 : kTileKeys / 2;  // N:M groups of a tile
   bool row_inside[2];
+  bool row_vectors[2];  // the row is written, and its runs (at multiples of kRun) start on vector boundaries
   int64_t key_end[2];
   T *values_row[2];
   uint32_t *metadata_row[2];
@@ -83,11 +91,16 @@ __global__ void __launch_bounds__(kThreads)
     row_inside[r] = i < shape.seq_q;
     key_end[r] = row_inside[r] ? allowed_key_end(i, valid_q, valid_k, shape.causal) : 0;
     values_row[r] = values + output_row * layout.values_per_row;
+    row_vectors[r] = row_inside[r] && reinterpret_cast<uintptr_t>(values_row[r]) % (kRun * sizeof(T)) == 0;
     metadata_row[r] = Pattern == DFSS_PATTERN_DENSE ? nullptr : metadata + output_row * layout.words_per_row;
   }
 
   // Q rows past the end, and keys the block never sees, are zeros in shared memory (nothing is read).
-  for (int piece = static_cast<int>(threadIdx.x); piece < kTileRows * kPieces; piece += kThreads) {
+  static_assert(kTileKeys * kPieces % kThreads == 0, "whole passes of the block over a tile");
+  constexpr int kPasses = kTileKeys * kPieces / kThreads;  // a fixed, unrolled trip count
+#pragma unroll
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
     const int p = piece / kPieces;
     const int column = piece % kPieces * 8;
     const int64_t i = first_row + p;
@@ -95,7 +108,9 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_16(&tiles[1][p * kStride + column], outside ? q_head : q_head + i * shape.q.row + column, outside);
   }
   const auto load_key_tile = [&](int64_t tile, T *target) {
-    for (int piece = static_cast<int>(threadIdx.x); piece < kTileKeys * kPieces; piece += kThreads) {
+#pragma unroll
+    for (int pass = 0; pass < kPasses; ++pass) {
+      const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
       const int p = piece / kPieces;
       const int column = piece % kPieces * 8;
       const int64_t key = tile * kTileKeys + tile_key_of_row(p);
@@ -157,12 +172,25 @@ __global__ void __launch_bounds__(kThreads)
       key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining));
     }
     const bool masked = key_limit[0] < kTileKeys || key_limit[1] < kTileKeys;
+    // The tile's slots of each row: on all tiles but a row's last the runs lie whole inside the row and are stored
+    // without checks, at 32-bit offsets; kept groups (metadata) likewise, counted from the tile's first one.
+    const int64_t tile_slot = tile * kTileSlots;
+    const bool tile_whole = tile_slot + kTileSlots <= layout.values_per_row;
+    const int64_t groups_left = layout.groups - tile * kTileGroups;
+    const int tile_groups = static_cast<int>(groups_left < 0 ? 0 : (groups_left > kTileKeys ? kTileKeys : groups_left));
     uint32_t words[2][2] = {{0u, 0u}, {0u, 0u}};  // [row][metadata word of the tile]
+    const auto store = [&](int r, int u, const float (&run)[kRun]) {
+      const int offset = kRun * (4 * u + quad_lane);
+      if (tile_whole && row_vectors[r]) {
+        store_whole_run<T, kRun>(values_row[r] + tile_slot + offset, run);
+      } else if (row_inside[r]) {
+        store_run<T, kRun>(values_row[r], tile_slot + offset, layout.values_per_row, run);
+      }
+    };
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        const int64_t first_key = key0 + 16 * u + 4 * quad_lane;
         float scores[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
@@ -171,25 +199,24 @@ __global__ void __launch_bounds__(kThreads)
           scores[c] = hidden ? -INFINITY : scale * product;
         }
         if constexpr (Pattern == DFSS_PATTERN_DENSE) {
-          if (row_inside[r]) store_run<T, 4>(values_row[r], first_key, layout.values_per_row, scores);
+          store(r, u, scores);
         } else if constexpr (Pattern == DFSS_PATTERN_1_2) {
-          // Groups (first_key, +1) and (first_key + 2, +3): slots first_key / 2 and + 1, bits 8u + 2a (+1).
-          // select_1_of_2_pairs names the kept index of pair h in bit 2h of its nibble.
+          // Groups (key 16u + 4a, +1) and (+2, +3) of the tile: its groups 8u + 2a and + 1, bits 8u + 2a (+1) of the
+          // tile's word. select_1_of_2_pairs names the kept index of pair h in bit 2h of its nibble.
           const GroupChoice choice = select_1_of_2_pairs(scores[0], scores[1], scores[2], scores[3]);
           const float kept[2] = {choice.first, choice.second};
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const uint32_t index = (choice.nibble >> (2 * h)) & 1u;
-            if (first_key / 2 + h < layout.groups) words[r][0] |= index << (8 * u + 2 * quad_lane + h);
+            const int group = 8 * u + 2 * quad_lane + h;
+            if (group < tile_groups) words[r][0] |= ((choice.nibble >> (2 * h)) & 1u) << group;
           }
-          if (row_inside[r]) store_run<T, 2>(values_row[r], first_key / 2, layout.values_per_row, kept);
+          store(r, u, kept);
         } else {
-          // Group first_key / 4: slots 2g and 2g + 1, nibble 4u + a (mod 8) of word 2 tile + u / 2.
+          // Group 4u + a of the tile: nibble 4u + a (mod 8) of word u / 2 of the tile.
           const GroupChoice choice = select_2_of_4(scores[0], scores[1], scores[2], scores[3]);
           const float kept[2] = {choice.first, choice.second};
-          const int64_t group_index = first_key / 4;
-          if (group_index < layout.groups) words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
-          if (row_inside[r]) store_run<T, 2>(values_row[r], 2 * group_index, layout.values_per_row, kept);
+          if (4 * u + quad_lane < tile_groups) words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
+          store(r, u, kept);
         }
       }
     }

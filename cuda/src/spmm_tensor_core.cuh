@@ -76,6 +76,7 @@ __global__ void __launch_bounds__(kThreads)
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];
   const T *probs_row[2];
+  bool row_pairs[2];  // the row exists and its pairs of slots start on 4-byte boundaries
   const uint32_t *metadata_row[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -83,6 +84,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t input_row = head_row * shape.seq_q + row[r];
     const bool inside = row[r] < shape.seq_q;
     probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
+    row_pairs[r] = inside && reinterpret_cast<uintptr_t>(probs_row[r]) % 4 == 0;
     metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
   }
 
@@ -115,16 +117,23 @@ __global__ void __launch_bounds__(kThreads)
     // A fragments: slots 16 step + 2a (+1) and 16 step + 8 + 2a (+1) of rows group and group + 8, where step counts
     // the k32 (sparse) or k16 (dense) steps of the row; issued before waiting for V so that the loads overlap.
     // (Loading them one chunk ahead instead cost 32 registers at Dv = 64 and ran 3-5 % slower on the H200.)
+    // On every chunk but a row's last, the pairs lie whole inside the row: plain 4-byte loads at 32-bit offsets.
+    const int64_t chunk_slot = chunk * kSteps * 16;
+    const bool chunk_whole = chunk_slot + kSteps * 16 <= values_per_row;
+    const auto pair_at = [&](int r, int offset) {
+      return chunk_whole && row_pairs[r] ? *reinterpret_cast<const uint32_t *>(probs_row[r] + chunk_slot + offset)
+                                         : load_pair(probs_row[r], chunk_slot + offset, values_per_row);
+    };
     uint32_t a[kSteps][4];
     uint32_t sparse_metadata[kSteps];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       const int64_t step = chunk * kSteps + s;
-      const int64_t slot = 16 * step + 2 * quad_lane;
-      a[s][0] = load_pair(probs_row[0], slot, values_per_row);
-      a[s][1] = load_pair(probs_row[1], slot, values_per_row);
-      a[s][2] = load_pair(probs_row[0], slot + 8, values_per_row);
-      a[s][3] = load_pair(probs_row[1], slot + 8, values_per_row);
+      const int offset = 16 * s + 2 * quad_lane;
+      a[s][0] = pair_at(0, offset);
+      a[s][1] = pair_at(1, offset);
+      a[s][2] = pair_at(0, offset + 8);
+      a[s][3] = pair_at(1, offset + 8);
       if constexpr (kSparse) {
         sparse_metadata[s] = sparse_metadata_register(
             sparse_metadata_word<Pattern>(metadata_row[0], step, layout.words_per_row),

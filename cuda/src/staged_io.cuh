@@ -46,20 +46,27 @@ __device__ __forceinline__ uint16_t rounded_bits(float x) {
   return bits_of(from_float<T>(x));
 }
 
+// Writes values[0 .. Count-1] (rounded to T) to target[0 .. Count-1] in one vector store: the caller knows the run
+// is whole and target aligned to Count elements.
+template <typename T, int Count>
+__device__ __forceinline__ void store_whole_run(T *target, const float (&values)[Count]) {
+  static_assert(Count == 2 || Count == 4, "runs of 2 or 4 elements");
+  if constexpr (Count == 2) {
+    *reinterpret_cast<uint32_t *>(target) = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
+  } else {
+    const uint32_t low = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
+    const uint32_t high = pack_bits(rounded_bits<T>(values[2]), rounded_bits<T>(values[3]));
+    *reinterpret_cast<uint2 *>(target) = make_uint2(low, high);
+  }
+}
+
 // Writes values[0 .. Count-1] (rounded to T) to row[slot ..], leaving out slots at or past `limit`: one vector
 // store where the run is whole and aligned, else one store per element.
 template <typename T, int Count>
 __device__ __forceinline__ void store_run(T *row, int64_t slot, int64_t limit, const float (&values)[Count]) {
-  static_assert(Count == 2 || Count == 4, "runs of 2 or 4 elements");
   T *target = row + slot;
   if (slot + Count <= limit && reinterpret_cast<uintptr_t>(target) % (Count * sizeof(T)) == 0) {
-    if constexpr (Count == 2) {
-      *reinterpret_cast<uint32_t *>(target) = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
-    } else {
-      const uint32_t low = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
-      const uint32_t high = pack_bits(rounded_bits<T>(values[2]), rounded_bits<T>(values[3]));
-      *reinterpret_cast<uint2 *>(target) = make_uint2(low, high);
-    }
+    store_whole_run<T, Count>(target, values);
   } else {
     for (int c = 0; c < Count; ++c) {
       if (slot + c < limit) target[c] = from_float<T>(values[c]);

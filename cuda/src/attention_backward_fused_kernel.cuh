@@ -164,20 +164,14 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
   constexpr int kOutBlocks = D / 8;
 
   const AttentionShape &shape = params.shape;
-  const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
-  const int64_t head_entry = work / params.query_tiles;
-  const int64_t head_q = head_entry % shape.heads_q;
-  const int64_t batch = head_entry / shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
-  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
-  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
-  const int64_t first_row = tile_index * kBlockRows;
-  const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;  // [B, Hq, Nq] index of row 0
-
   const int thread_warp = static_cast<int>(threadIdx.x) / 32;
   const int thread_lane = static_cast<int>(threadIdx.x) % 32;
   const int group = thread_lane / 4;
   const int quad = thread_lane % 4;
+  const QueryTilePlace place =
+      place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, thread_warp, group);
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
+  const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;  // [B, Hq, Nq] index of row 0
 
   const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
   const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
@@ -187,8 +181,8 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
                   head_q * params.strides.dout.head;
 
   BackwardRows at;
-  at.rows[0] = first_row + thread_warp * 16 + group;
-  at.rows[1] = at.rows[0] + 8;
+  at.rows[0] = place.rows[0];
+  at.rows[1] = place.rows[1];
   // D_i of the warp's 16 rows, one warp_dot each (every lane gets it); saved for the dk / dv kernel.
   at.row_dot[0] = at.row_dot[1] = 0.0f;
   for (int t = 0; t < 16; ++t) {
@@ -201,16 +195,10 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    at.key_end[r] = allowed_key_end(at.rows[r], valid_q, valid_k, shape.causal);
+    at.key_end[r] = place.key_end[r];
     at.lse_log2[r] = at.rows[r] < shape.seq_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
   }
-  // Keys that some row of the block sees (as the forward).
-  int64_t block_key_end = 0;
-  if (first_row < valid_q) {
-    const int64_t last_row = (first_row + kBlockRows < valid_q ? first_row + kBlockRows : valid_q) - 1;
-    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
-  }
-  const int64_t key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+  const int64_t key_steps = place.key_steps;  // the keys some row of the block sees, as in the forward
 
   float dq[kOutBlocks][4];
 #pragma unroll

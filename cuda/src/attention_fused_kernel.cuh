@@ -56,30 +56,16 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
   static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
 
   const AttentionShape &shape = params.shape;
-  const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
-  const int64_t head_entry = work / params.query_tiles;
-  const int64_t head_q = head_entry % shape.heads_q;
-  const int64_t batch = head_entry / shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
-  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
-  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
-  const int64_t first_row = tile_index * kBlockRows;
-
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int group = lane / 4;
   const int quad = lane % 4;
-  // The thread's two rows (accumulator rows group and group + 8 of its warp) and the keys each sees.
-  const int64_t rows[2] = {first_row + warp * 16 + group, first_row + warp * 16 + group + 8};
-  const int64_t key_end[2] = {allowed_key_end(rows[0], valid_q, valid_k, shape.causal),
-                              allowed_key_end(rows[1], valid_q, valid_k, shape.causal)};
-  // Keys that some row of the block sees: those of its last valid row (key_end grows with the row).
-  int64_t block_key_end = 0;
-  if (first_row < valid_q) {
-    const int64_t last_row = (first_row + kBlockRows < valid_q ? first_row + kBlockRows : valid_q) - 1;
-    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
-  }
-  const int64_t key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+  const QueryTilePlace place =
+      place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, warp, group);
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
+  const int64_t(&rows)[2] = place.rows;
+  const int64_t(&key_end)[2] = place.key_end;
+  const int64_t key_steps = place.key_steps;
 
   const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
   const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;

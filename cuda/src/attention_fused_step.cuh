@@ -12,7 +12,9 @@
 #include <cstdint>
 
 #include "attention_fused_fragments.cuh"
+#include "attention_shape.h"
 #include "fast_math.cuh"
+#include "mask.h"
 #include "mma.cuh"
 #include "select.cuh"
 
@@ -60,6 +62,68 @@ struct KeyRow {
   __device__ __forceinline__ int operator()(int p) const { return key_of_row<Pattern>(p); }
 };
 
+// Where a fused block's work item lies: query tile `work % query_tiles`, counted from the end (so that the longest
+// causal tiles start first), of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq); the thread's
+// two rows (accumulator rows group and group + 8 of its warp), the keys each sees (mask.h), and the key steps of
+// the block: those up to the keys of its last valid row (key_end grows with the row).
+struct QueryTilePlace {
+  int64_t batch, head_q, head_kv, first_row;
+  int64_t rows[2], key_end[2];
+  int64_t key_steps;
+};
+
+__device__ __forceinline__ QueryTilePlace place_query_tile(const AttentionShape &shape, const int32_t *seqlens_q,
+                                                           const int32_t *seqlens_k, int64_t query_tiles,
+                                                           int64_t work, int warp, int group) {
+  QueryTilePlace place;
+  const int64_t tile_index = query_tiles - 1 - work % query_tiles;
+  const int64_t head_entry = work / query_tiles;
+  place.head_q = head_entry % shape.heads_q;
+  place.batch = head_entry / shape.heads_q;
+  place.head_kv = place.head_q / (shape.heads_q / shape.heads_kv);
+  const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[place.batch] : shape.seq_q;
+  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[place.batch] : shape.seq_k;
+  place.first_row = tile_index * kBlockRows;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    place.rows[r] = place.first_row + warp * 16 + group + 8 * r;
+    place.key_end[r] = allowed_key_end(place.rows[r], valid_q, valid_k, shape.causal);
+  }
+  int64_t block_key_end = 0;
+  if (place.first_row < valid_q) {
+    const int64_t last_row = (place.first_row + kBlockRows < valid_q ? place.first_row + kBlockRows : valid_q) - 1;
+    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
+  }
+  place.key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+  return place;
+}
+
+// Step 2 of a key step: s[j][2r + e] (row r, key step_key + key_of_score<KeyOrder>(j, e, quad)) times the scale, and
+// -inf for keys row r does not see (key_end[r], mask.h); `masked` false skips the masks (no row of the warp sees
+// only part of the step). lane_key = key_of_score<KeyOrder>(0, 0, quad).
+template <int KeyOrder>
+__device__ __forceinline__ void scale_and_mask(float (&s)[kScoreBlocks][4], float scale, bool masked,
+                                               const int64_t (&key_end)[2], int64_t step_key, int lane_key) {
+  int key_limit[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t remaining = key_end[r] - step_key;
+    key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
+  }
+#pragma unroll
+  for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float score = s[j][2 * r + e] * scale;
+        if (masked && key_of_score<KeyOrder>(j, e, 0) >= key_limit[r]) score = -INFINITY;
+        s[j][2 * r + e] = score;
+      }
+    }
+  }
+}
+
 // One key step of a warp after steps 1-3. s[j][2r + e]: row r (the thread's rows group and group + 8), key
 // key_of_score<Pattern>(j, e, quad) of the step: scaled, -inf where masked. Sparse patterns also have choice[c][h][r]
 // (the kept values of quad lane `quad`'s group in keys 32c + 16h .. + 15, row r: the compressed A operand of an
@@ -103,24 +167,7 @@ __device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_frag
   }
 
   // 2. Scale and masks.
-  int key_limit[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t remaining = key_end[r] - step_key;
-    key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
-  }
-#pragma unroll
-  for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        float score = step.s[j][2 * r + e] * scale;
-        if (masked && key_of_score<Pattern>(j, e, 0) >= key_limit[r]) score = -INFINITY;
-        step.s[j][2 * r + e] = score;
-      }
-    }
-  }
+  scale_and_mask<Pattern>(step.s, scale, masked, key_end, step_key, lane_key);
 
   // 3. The N:M choice (sparse patterns).
   if constexpr (Pattern != DFSS_PATTERN_DENSE) {

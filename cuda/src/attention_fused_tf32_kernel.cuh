@@ -70,28 +70,16 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
   static_assert(D % 32 == 0, "bank-conflict-free tiles need D a multiple of 32");
 
   const AttentionShape &shape = params.shape;
-  const int64_t tile_index = params.query_tiles - 1 - work % params.query_tiles;
-  const int64_t head_entry = work / params.query_tiles;
-  const int64_t head_q = head_entry % shape.heads_q;
-  const int64_t batch = head_entry / shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
-  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
-  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
-  const int64_t first_row = tile_index * kBlockRows;
-
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int group = lane / 4;
   const int quad = lane % 4;
-  const int64_t rows[2] = {first_row + warp * 16 + group, first_row + warp * 16 + group + 8};
-  const int64_t key_end[2] = {allowed_key_end(rows[0], valid_q, valid_k, shape.causal),
-                              allowed_key_end(rows[1], valid_q, valid_k, shape.causal)};
-  int64_t block_key_end = 0;
-  if (first_row < valid_q) {
-    const int64_t last_row = (first_row + kBlockRows < valid_q ? first_row + kBlockRows : valid_q) - 1;
-    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
-  }
-  const int64_t key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+  const QueryTilePlace place =
+      place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, warp, group);
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
+  const int64_t(&rows)[2] = place.rows;
+  const int64_t(&key_end)[2] = place.key_end;
+  const int64_t key_steps = place.key_steps;
 
   const float *q = static_cast<const float *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
   const float *k = static_cast<const float *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
@@ -148,24 +136,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
 
       // 2. Scale and masks. s[j][2r + e]: row r, key step_key + key_of_score(j, e, quad).
       const bool masked = step_key + kTileKeys > warp_key_end;
-      int key_limit[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t remaining = key_end[r] - step_key;
-        key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
-      }
-#pragma unroll
-      for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float score = s[j][2 * r + e] * shape.scale;
-            if (masked && key_of_score<kKeyOrder>(j, e, 0) >= key_limit[r]) score = -INFINITY;
-            s[j][2 * r + e] = score;
-          }
-        }
-      }
+      scale_and_mask<kKeyOrder>(s, shape.scale, masked, key_end, step_key, lane_key);
 
       // 3. The N:M choice and the step's row maxima. 1:2: kept[u][r][h] is the kept score of row r in the pair of
       // score block 2u + h (keys 16u + 8h + 2 quad, + 1), the A element of P.V; metadata[c] serves the 16-key steps

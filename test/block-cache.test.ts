@@ -109,6 +109,19 @@ describe('DeviceBlockCache', () => {
     }
   });
 
+  test('a hold asked for after the release is refused, and the block stays cached once', async () => {
+    const cache = new DeviceBlockCache(new ModelDevice());
+    const a = cache.acquire(4096);
+    a.release();
+    assert.throws(() => a.holdDuring(Promise.resolve()), /released device block/);
+    await Promise.resolve();
+    assert.deepEqual(cache.stats, { inUseBytes: 0, cachedBytes: 4096, cachedBlocks: 1 });
+    const x = cache.acquire(4096);
+    const y = cache.acquire(4096);
+    assert.equal(x.address, a.address);
+    assert.notEqual(y.address, a.address, 'one released block was handed out twice');
+  });
+
   test('a hold that settles before the release leaves the release immediate', async () => {
     const cache = new DeviceBlockCache(new ModelDevice());
     const a = cache.acquire(4096);

@@ -137,6 +137,9 @@ class CachedBlock implements DeviceBuffer {
   }
 
   holdDuring<T>(work: Promise<T>): Promise<T> {
+    // Once released, the block may already serve another owner: a copy started now would touch its memory, and
+    // the hold's end would cache the block a second time (two owners later). Callers check liveness first.
+    if (this.#released) throw new Error('internal error: a copy was started on a released device block');
     this.#holds++;
     return work.finally(() => {
       this.#holds--;

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { attentionBackward, attentionForTraining, attentionWithLse, sddmmPrune } from '../src/attention.js';
 import { type Case, caseName, checkCases, freshSeed, makeInputs, tolerance } from '../src/check/cases.js';
 import { compareBits, compareClose } from '../src/check/compare.js';
+import { type NearTies, nearTies } from '../src/check/near-ties.js';
 import { cudaStatus, poisonDeviceAllocations } from '../src/cuda/runtime.js';
 import { type DType } from '../src/dtype.js';
 import { decodeMetadata } from '../src/layout.js';
@@ -46,46 +47,6 @@ function makeDout(c: Case, random: SeededRandom): Tensor {
   return Tensor.fromArray(permuted, [B, N, H, D], { dtype: c.dtype }).transpose(1, 2);
 }
 
-interface Undecided {
-  /** Query rows [B, Hq, Nq] with a near tie in some group. */
-  rows: Uint8Array;
-  /** Key rows [B, Hk, Nk] in a group with a near tie in some row. */
-  keys: Uint8Array;
-}
-
-/**
- * Rows and keys whose N:M choice hangs on a near tie: a group whose N-th and (N+1)-th scores are within
- * `relative` in the exact float32 scores (computed from float32 copies, dense, on the CPU).
- */
-async function undecided(q: Tensor, k: Tensor, options: AttentionOptions, relative = 2e-5): Promise<Undecided> {
-  const [B, Hq, Nq] = q.shape;
-  const [, Hk, Nk] = k.shape;
-  const found: Undecided = { rows: new Uint8Array(B * Hq * Nq), keys: new Uint8Array(B * Hk * Nk) };
-  const pattern = parsePattern(options.pattern ?? null);
-  if (pattern === null) return found;
-  const q32 = Tensor.fromArray(await q.toFloat32Array(), q.shape, { dtype: 'float32' });
-  const k32 = Tensor.fromArray(await k.toFloat32Array(), k.shape, { dtype: 'float32' });
-  const dense = await sddmmPrune(q32, k32, { ...options, pattern: 'dense', backend: 'cpu' });
-  const scores = await dense.values.toFloat32Array();
-  const { n, m } = pattern;
-  const group = new Float64Array(m);
-  for (let row = 0; row < B * Hq * Nq; row++) {
-    const b = Math.floor(row / (Hq * Nq));
-    const hk = Math.floor((Math.floor(row / Nq) % Hq) / (Hq / Hk));
-    for (let start = 0; start < Nk; start += m) {
-      for (let p = 0; p < m; p++) group[p] = start + p < Nk ? scores[row * Nk + start + p] : -Infinity;
-      group.sort().reverse();
-      const kept = group[n - 1];
-      const dropped = group[n];
-      if (!(Number.isFinite(dropped) && kept - dropped <= relative * Math.max(1, Math.abs(kept)))) continue;
-      found.rows[row] = 1;
-      for (let j = start; j < Math.min(start + m, Nk); j++) found.keys[(b * Hk + hk) * Nk + j] = 1;
-    }
-  }
-  for (const t of [q32, k32, dense]) t.dispose();
-  return found;
-}
-
 function maxAbs(values: Float32Array): number {
   let max = 0;
   for (const x of values) max = Math.max(max, Math.abs(x));
@@ -103,7 +64,7 @@ interface Named {
  * rtol * |want| (the absolute part scaled to the gradient's size: a gradient sums many terms), over the rows and
  * keys the filters keep.
  */
-async function assertGradientsClose(what: string, got: Named, want: Named, dtype: DType, skipRows?: Undecided): Promise<void> {
+async function assertGradientsClose(what: string, got: Named, want: Named, dtype: DType, skipRows?: NearTies): Promise<void> {
   const { atol, rtol } = tolerance(dtype);
   const failures: string[] = [];
   for (const [name, rowFlags] of [['dq', skipRows?.rows], ['dk', skipRows?.keys], ['dv', skipRows?.keys]] as const) {
@@ -133,7 +94,7 @@ test('CUDA backward agrees with the CPU backward', { skip }, async (t) => {
         const dout = makeDout(c, random);
         const owned: { dispose(): void }[] = [q, k, v, dout];
         try {
-          const skipRows = c.exact ? undefined : await undecided(q, k, options);
+          const skipRows = c.exact ? undefined : await nearTies(q, k, options);
           if (skipRows) {
             const tied = skipRows.rows.reduce((a, b) => a + b, 0);
             assert.ok(tied <= 0.25 * skipRows.rows.length, `${tied} of ${skipRows.rows.length} rows have near ties: too few left to compare`);

@@ -7,7 +7,7 @@ import type { SeededRandom } from '../random.js';
 import type { Tensor } from '../tensor.js';
 import { type Case, makeInputs, tolerance } from './cases.js';
 import { compareBits, compareClose, type Mismatch, ulp } from './compare.js';
-import { nearTieRows } from './near-ties.js';
+import { nearTies } from './near-ties.js';
 
 /** What a check exercises: one of the library's GPU entry points, or the inputs the case drew. */
 export const ENTRY_POINTS = ['attention_forward', 'sddmm_prune', 'compressed_softmax', 'spmm', 'staged_pipeline'] as const;
@@ -57,7 +57,7 @@ export async function checkCase(c: Case, random: SeededRandom): Promise<Check[]>
   const checks: Check[] = [];
   try {
     const [dq, dk, dv] = [keep(await q.to('cuda')), keep(await k.to('cuda')), keep(await v.to('cuda'))];
-    const ties = c.exact ? new Uint8Array(q.shape[0] * q.shape[1] * q.shape[2]) : await nearTieRows(q, k, options);
+    const ties = c.exact ? new Uint8Array(q.shape[0] * q.shape[1] * q.shape[2]) : (await nearTies(q, k, options)).rows;
     const tied = ties.reduce((a, b) => a + b, 0);
     checks.push(condition('inputs', 'near ties', tied <= 0.25 * ties.length, `${tied} of ${ties.length} rows have near ties: too few left to compare`));
     const decided = (row: number) => ties[row] === 0;

@@ -15,7 +15,7 @@ const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
 if (skip) console.log(`# GPU kernel tests skipped: ${skip}`);
 
 const seed = freshSeed();
-console.log(`# gpu-kernels seed ${seed}`);
+console.log(`# gpu-kernels seed ${seed} (DFSS_TEST_SEED=${seed} replays it)`);
 
 // DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
 const large = process.env.DFSS_GPU_TESTS !== 'small';

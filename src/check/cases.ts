@@ -136,7 +136,18 @@ export function tolerance(dtype: DType): { atol: number; rtol: number } {
   return { atol: 2e-5, rtol: 1e-4 };
 }
 
-/** A fresh seed for each run, printed by the caller. */
+/**
+ * A fresh seed for each run, printed by the caller; DFSS_TEST_SEED (an integer in 0 .. 2^32 - 1) replays the run
+ * that printed it, e.g. a failure seen under compute-sanitizer, without it.
+ */
 export function freshSeed(): number {
+  const replay = typeof process === 'undefined' ? undefined : process.env.DFSS_TEST_SEED;
+  if (replay !== undefined && replay !== '') {
+    const seed = Number(replay);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      throw new RangeError(`DFSS_TEST_SEED: expected an integer in 0 .. 4294967295, got '${replay}'`);
+    }
+    return seed;
+  }
   return (Date.now() ^ (process.pid << 16)) >>> 0;
 }

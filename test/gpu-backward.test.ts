@@ -22,6 +22,7 @@ import { SeededRandom } from '../src/random.js';
 import { Tensor } from '../src/tensor.js';
 import type { AttentionOptions } from '../src/validate.js';
 import { tensorCoreBackwardCases } from './support/backward-cases.js';
+import { selectedCases } from './support/case-filter.js';
 
 const cuda = cudaStatus();
 const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
@@ -32,8 +33,11 @@ console.log(`# gpu-backward seed ${seed} (DFSS_TEST_SEED=${seed} replays it)`);
 
 // DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
 const small = process.env.DFSS_GPU_TESTS === 'small';
-const cases = [...checkCases({ large: !small }), ...tensorCoreBackwardCases({ large: !small })].filter(
-  (c) => !small || c.seqQ * c.seqK <= 100000,
+const cases = selectedCases(
+  [...checkCases({ large: !small }), ...tensorCoreBackwardCases({ large: !small })].filter(
+    (c) => !small || c.seqQ * c.seqK <= 100000,
+  ),
+  'gpu-backward',
 );
 
 /** dout [B, Hq, Nq, Dv] of the case: normal values in the dtype, laid out like the case's other tensors. */

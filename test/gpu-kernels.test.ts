@@ -9,6 +9,7 @@ import { type Case, caseName, checkCases, freshSeed } from '../src/check/cases.j
 import { checkCase, withPoisonedDeviceMemory } from '../src/check/entry-points.js';
 import { cudaStatus } from '../src/cuda/runtime.js';
 import { SeededRandom } from '../src/random.js';
+import { selectedCases } from './support/case-filter.js';
 
 const cuda = cudaStatus();
 const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
@@ -57,7 +58,7 @@ function float32TensorCoreCases(): Case[] {
   return out;
 }
 
-const cases = [...checkCases({ large }), ...float32TensorCoreCases()];
+const cases = selectedCases([...checkCases({ large }), ...float32TensorCoreCases()], 'gpu-kernels');
 
 test('CUDA entry points agree with the CPU backend', { skip }, async (t) => {
   const random = new SeededRandom(seed);

@@ -23,9 +23,9 @@ const large = process.env.DFSS_GPU_TESTS !== 'small';
 
 /**
  * The shapes the float32 tensor-core kernels take (3xTF32): the fused forward for dense and 1:2 at D = Dv in
- * {32, 64, 128}, the staged spmm for 1:2 at Dv in {16, 32, 64, 96, 128}, at odd sizes around their tiles, with masks,
- * exact scores, lengths, grouped-query heads and strided layouts spread over the cases. (float32 2:4 is refused by
- * the library before any kernel runs.)
+ * {32, 64, 128}, the staged sddmm_prune for dense and 1:2 and spmm for 1:2 at D = Dv in {16, 32, 64, 96, 128}, at
+ * odd sizes around their tiles, with masks, exact scores, lengths, grouped-query heads and strided layouts spread
+ * over the cases. (float32 2:4 is refused by the library before any kernel runs.)
  */
 function float32TensorCoreCases(): Case[] {
   const out: Case[] = [];
@@ -48,13 +48,14 @@ function float32TensorCoreCases(): Case[] {
           lengths: n % 7 < 3,
         });
       }
-  // Head dims of the staged spmm only (the fused forward declines them).
-  for (const headDim of [16, 96])
-    for (const [seqQ, seqK, causal, exact] of [[17, 33, false, true], [130, 67, true, false]] as const)
-      out.push({
-        dtype: 'float32', pattern: '1:2', seqQ, seqK, headDim, headDimV: headDim, causal, exact,
-        batch: 2, headsQ: 4, headsKv: 2, bnhd: causal, lengths: !causal,
-      });
+  // Head dims of the staged kernels only (the fused forward declines them).
+  for (const pattern of ['dense', '1:2'])
+    for (const headDim of [16, 96])
+      for (const [seqQ, seqK, causal, exact] of [[17, 33, false, true], [130, 67, true, false]] as const)
+        out.push({
+          dtype: 'float32', pattern, seqQ, seqK, headDim, headDimV: headDim, causal, exact,
+          batch: 2, headsQ: 4, headsKv: 2, bnhd: causal, lengths: !causal,
+        });
   return out;
 }
 

@@ -64,7 +64,6 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
   constexpr bool kSparseProduct = Pattern == DFSS_PATTERN_1_2;
   constexpr int kStride = tf32_tile_stride(D);
   constexpr int kTileElements = kTileKeys * kStride;
-  constexpr int kKSteps = D / 8;     // k-steps of QK^T
   constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
   static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
   static_assert(D % 32 == 0, "bank-conflict-free tiles need D a multiple of 32");
@@ -117,22 +116,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
       float s[kScoreBlocks][4];
 #pragma unroll
       for (int j = 0; j < kScoreBlocks; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-      // Two k-steps at a time: a full unroll keeps too many fragments in flight (spills at D = 128).
-#pragma unroll 2
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        const float *q_at = q_rows + 8 * ks;
-        const float a_values[4] = {q_at[0], q_at[8 * kStride], q_at[4], q_at[8 * kStride + 4]};
-        SplitTf32 a[4];
-        split_tf32(a_values, a);
-#pragma unroll
-        for (int j = 0; j < kScoreBlocks; ++j) {
-          const float *k_at = k_tile + (8 * j + group) * kStride + 8 * ks + quad;
-          const float b_values[2] = {k_at[0], k_at[4]};
-          SplitTf32 b[2];
-          split_tf32(b_values, b);
-          mma_m16n8k8_3xtf32(s[j], a, b);
-        }
-      }
+      product_3xtf32_nt<D, kStride>(s, q_rows, k_tile + group * kStride + quad);
 
       // 2. Scale and masks. s[j][2r + e]: row r, key step_key + key_of_score(j, e, quad).
       const bool masked = step_key + kTileKeys > warp_key_end;

@@ -109,4 +109,28 @@ __device__ __forceinline__ void mma_sp_m16n8k16_3xtf32(float (&d)[4], const Spli
                                  metadata);
 }
 
+// acc[j] += A B_j^T in float32 accuracy (3xTF32, m16n8k8) over Width columns, for the warp's 16 rows of A and rows
+// 8j .. 8j + 7 of B (j < Blocks): the S = Q K^T of a 64-key tile. a_at points at A's row `group`, column `quad` (the
+// warp's first row counted as 0), b_at at B's row `group`, column `quad`; both have Stride floats a row.
+template <int Width, int Stride, int Blocks>
+__device__ __forceinline__ void product_3xtf32_nt(float (&acc)[Blocks][4], const float *a_at, const float *b_at) {
+  static_assert(Width % 8 == 0, "whole k8 steps");
+  // Two k-steps at a time: a full unroll keeps too many fragments in flight (spills at Width = 128).
+#pragma unroll 2
+  for (int ks = 0; ks < Width / 8; ++ks) {
+    const float *a_step = a_at + 8 * ks;
+    const float a_values[4] = {a_step[0], a_step[8 * Stride], a_step[4], a_step[8 * Stride + 4]};
+    SplitTf32 a[4];
+    split_tf32(a_values, a);
+#pragma unroll
+    for (int j = 0; j < Blocks; ++j) {
+      const float *b_step = b_at + 8 * j * Stride + 8 * ks;
+      const float b_values[2] = {b_step[0], b_step[4]};
+      SplitTf32 b[2];
+      split_tf32(b_values, b);
+      mma_m16n8k8_3xtf32(acc[j], a, b);
+    }
+  }
+}
+
 }  // namespace dfss

@@ -10,6 +10,12 @@
 // one). Key tiles past every key the block's rows may see (causal, per-batch lengths) skip the product but are still
 // written (-inf, metadata of the first N of each group), so every element of the outputs is written.
 //
+// float32 (dense and 1:2; dfss.h has no float32 2:4) runs the same kernel with the product on tf32 tensor cores in
+// float32 accuracy (3xTF32, mma_tf32.cuh: mma.sync m16n8k8 .tf32 three times per product on the split x = big +
+// small), so the scores keep the float32 semantics of dfss.h and small-integer inputs still give exact scores. Its
+// accumulators have the m16n8k16 layout, so the same key permutation and epilogue serve it; Q stays in a third tile
+// (split on its way into registers at each step) instead of living in registers.
+//
 // Instantiated per (dtype, head dim) by sddmm_prune_tensor_core_<dtype>_d<D>.cu.
 #pragma once
 
@@ -23,31 +29,55 @@
 #include "layout.h"
 #include "mask.h"
 #include "mma.cuh"
+#include "mma_tf32.cuh"
 #include "select.cuh"
 #include "staged_fragments.h"
 #include "staged_io.cuh"
 #include "staged_tensor_core.h"
 #include "status.h"
+#include "tf32_fragments.h"
 #include "workspace.h"
 
 namespace dfss {
 namespace staged {
 
-// 4 blocks per SM (128 registers) up to D = 64, where ptxas needs no spill for it: the kernel waits on latency.
-constexpr int sddmm_min_blocks(int head_dim) { return head_dim <= 64 ? 4 : 1; }
+// 16-bit: 4 blocks per SM (128 registers) up to D = 64, where ptxas needs no spill for it: the kernel waits on
+// latency. float32: no bound (its tiles take twice the shared memory, which limits the blocks per SM anyway).
+constexpr int sddmm_min_blocks(int head_dim, size_t element_bytes) {
+  return element_bytes == 2 && head_dim <= 64 ? 4 : 1;
+}
+
+// Shared memory of one block: two key tiles (double-buffered; the 16-bit kernel first loads Q into the second one,
+// the float32 kernel keeps Q in a third), rows padded by 16 bytes so that fragment reads meet no bank conflict.
+template <typename T>
+DFSS_HOST_DEVICE constexpr int sddmm_tile_stride(int head_dim) {
+  return sizeof(T) == 4 ? tf32_tile_stride(head_dim) : padded_stride(head_dim);
+}
+template <typename T>
+DFSS_HOST_DEVICE constexpr size_t sddmm_shared_bytes(int head_dim) {
+  return static_cast<size_t>(sizeof(T) == 4 ? 3 : 2) * kTileKeys * sddmm_tile_stride<T>(head_dim) * sizeof(T);
+}
+// Every device of compute capability 8.x and 9.0 grants a block 99 KiB of shared memory (sm_86 and sm_89 no more).
+static_assert(sddmm_shared_bytes<float>(128) <= 99 * 1024, "float32 tiles of D = 128 within every sm_80+ device's limit");
 
 template <typename T, int HeadDim, int Pattern>
-__global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim))
+__global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T)))
     sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
                                    const int32_t *seqlens_k, T *values, uint32_t *metadata) {
 #if DFSS_MMA_AVAILABLE
   static_assert(HeadDim % 16 == 0, "head dims of whole k16 steps");
-  constexpr int kStride = padded_stride(HeadDim);
-  constexpr int kPieces = HeadDim / 8;  // 16-byte pieces of a row
-  constexpr int kSteps = HeadDim / 16;  // k16 steps of the product
-  // Key tiles, double-buffered; tiles[1] first holds the block's Q rows (kTileRows == kTileKeys).
-  static_assert(kTileRows == kTileKeys, "the Q tile borrows a key tile buffer");
-  __shared__ alignas(16) T tiles[2][kTileKeys * kStride];
+  constexpr bool kFloat32 = sizeof(T) == 4;
+  constexpr int kStride = sddmm_tile_stride<T>(HeadDim);
+  constexpr int kPiece = 16 / sizeof(T);       // elements of a 16-byte piece
+  constexpr int kPieces = HeadDim / kPiece;    // 16-byte pieces of a row
+  constexpr int kSteps = HeadDim / 16;         // k16 steps of the 16-bit product
+  constexpr int kTileElements = kTileKeys * kStride;
+  // Key tiles, double-buffered: tiles[0], tiles[1]; the block's Q rows (kTileRows == kTileKeys) first in tiles[1]
+  // (16-bit: they move to registers), or in tiles[2] for good (float32).
+  static_assert(kTileRows == kTileKeys, "the Q tile has the size of a key tile");
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  T(*tiles)[kTileElements] = reinterpret_cast<T(*)[kTileElements]>(shared_bytes);
+  T *const q_tile = kFloat32 ? tiles[2] : tiles[1];
 
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -102,17 +132,17 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim))
   for (int pass = 0; pass < kPasses; ++pass) {
     const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
     const int p = piece / kPieces;
-    const int column = piece % kPieces * 8;
+    const int column = piece % kPieces * kPiece;
     const int64_t i = first_row + p;
     const bool outside = i >= shape.seq_q;
-    cp_async_16(&tiles[1][p * kStride + column], outside ? q_head : q_head + i * shape.q.row + column, outside);
+    cp_async_16(&q_tile[p * kStride + column], outside ? q_head : q_head + i * shape.q.row + column, outside);
   }
   const auto load_key_tile = [&](int64_t tile, T *target) {
 #pragma unroll
     for (int pass = 0; pass < kPasses; ++pass) {
       const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
       const int p = piece / kPieces;
-      const int column = piece % kPieces * 8;
+      const int column = piece % kPieces * kPiece;
       const int64_t key = tile * kTileKeys + tile_key_of_row(p);
       const bool outside = key >= loaded_key_end;
       cp_async_16(&target[p * kStride + column], outside ? k_head : k_head + key * shape.k.row + column, outside);
@@ -123,13 +153,15 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim))
   cp_async_wait<0>();
   __syncthreads();
 
-  // A fragments of the warp's 16 rows: matrices (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of each k16 step.
-  uint32_t q_fragments[kSteps][4];
+  // 16-bit: A fragments of the warp's 16 rows: matrices (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of each k16 step.
+  uint32_t q_fragments[kFloat32 ? 1 : kSteps][4];
+  if constexpr (!kFloat32) {
 #pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    ldmatrix_x4(q_fragments[s], &tiles[1][(warp * 16 + (lane & 7) + (lane & 8)) * kStride + s * 16 + (lane >> 4) * 8]);
+    for (int s = 0; s < kSteps; ++s) {
+      ldmatrix_x4(q_fragments[s], &q_tile[(warp * 16 + (lane & 7) + (lane & 8)) * kStride + s * 16 + (lane >> 4) * 8]);
+    }
+    __syncthreads();  // tiles[1] takes key tiles from here on
   }
-  __syncthreads();  // tiles[1] takes key tiles from here on
 
   const float scale = shape.scale;
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
@@ -145,17 +177,23 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim))
       cp_async_wait<1>();
       __syncthreads();
       const T *keys = tiles[tile & 1];
+      if constexpr (kFloat32) {
+        // acc[t]: tile rows 8t .. 8t + 7, as the 16-bit n-tiles below.
+        product_3xtf32_nt<HeadDim, kStride>(acc, &q_tile[(warp * 16 + lane / 4) * kStride + quad_lane],
+                                            &keys[lane / 4 * kStride + quad_lane]);
+      } else {
 #pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        // B fragments of n-tiles 2n and 2n + 1: matrices (keys 0-7 | 8-15 of the pair) x (columns 0-7 | 8-15).
+        for (int s = 0; s < kSteps; ++s) {
+          // B fragments of n-tiles 2n and 2n + 1: matrices (keys 0-7 | 8-15 of the pair) x (columns 0-7 | 8-15).
 #pragma unroll
-        for (int n = 0; n < 4; ++n) {
-          uint32_t b[4];
-          ldmatrix_x4(b, &keys[(16 * n + (lane >> 4) * 8 + (lane & 7)) * kStride + s * 16 + (lane & 8)]);
-          const uint32_t b_even[2] = {b[0], b[1]};
-          const uint32_t b_odd[2] = {b[2], b[3]};
-          mma_m16n8k16<T>(acc[2 * n], q_fragments[s], b_even);
-          mma_m16n8k16<T>(acc[2 * n + 1], q_fragments[s], b_odd);
+          for (int n = 0; n < 4; ++n) {
+            uint32_t b[4];
+            ldmatrix_x4(b, &keys[(16 * n + (lane >> 4) * 8 + (lane & 7)) * kStride + s * 16 + (lane & 8)]);
+            const uint32_t b_even[2] = {b[0], b[1]};
+            const uint32_t b_odd[2] = {b[2], b[3]};
+            mma_m16n8k16<T>(acc[2 * n], q_fragments[s], b_even);
+            mma_m16n8k16<T>(acc[2 * n + 1], q_fragments[s], b_odd);
+          }
         }
       }
       __syncthreads();  // the next iteration loads into the buffer just read
@@ -264,15 +302,22 @@ dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void
   DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
   DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
 
-  const auto kernel = [&] {
-    switch (call.shape.layout.m) {
-      case 2: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;
-      case 4: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4>;
-      default: return staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
-    }
-  }();
+  auto kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
+  if (call.shape.layout.m == 2) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;
+  if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
+    if (call.shape.layout.m == 4) return DFSS_ERROR_INTERNAL;  // no float32 2:4 (staged_tensor_core.cpp declines it)
+  } else {
+    if (call.shape.layout.m == 4) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4>;
+  }
+  constexpr size_t shared_bytes = staged::sddmm_shared_bytes<T>(HeadDim);
+  if constexpr (shared_bytes > 48 * 1024) {
+    // Above the default 48 KiB a kernel must ask for its shared memory (on every launch: a device reset forgets it).
+    DFSS_RETURN_IF_ERROR(check_cuda(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)),
+        "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)"));
+  }
   clear_stale_cuda_error();
-  kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, 0, call.stream>>>(
+  kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, shared_bytes, call.stream>>>(
       call.shape, static_cast<const T *>(q), static_cast<const T *>(k), seqlens_q, seqlens_k, static_cast<T *>(values),
       metadata);
   return check_launch("sddmm_prune_tensor_core_kernel");

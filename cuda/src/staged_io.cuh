@@ -25,6 +25,10 @@ template <>
 struct ElementOf<DFSS_DTYPE_BFLOAT16> {
   using type = __nv_bfloat16;
 };
+template <>
+struct ElementOf<DFSS_DTYPE_FLOAT32> {
+  using type = float;
+};
 
 __device__ __forceinline__ uint16_t bits_of(__half x) { return __half_as_ushort(x); }
 __device__ __forceinline__ uint16_t bits_of(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
@@ -51,7 +55,13 @@ __device__ __forceinline__ uint16_t rounded_bits(float x) {
 template <typename T, int Count>
 __device__ __forceinline__ void store_whole_run(T *target, const float (&values)[Count]) {
   static_assert(Count == 2 || Count == 4, "runs of 2 or 4 elements");
-  if constexpr (Count == 2) {
+  if constexpr (sizeof(T) == 4) {
+    if constexpr (Count == 2) {
+      *reinterpret_cast<float2 *>(target) = make_float2(values[0], values[1]);
+    } else {
+      *reinterpret_cast<float4 *>(target) = make_float4(values[0], values[1], values[2], values[3]);
+    }
+  } else if constexpr (Count == 2) {
     *reinterpret_cast<uint32_t *>(target) = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));
   } else {
     const uint32_t low = pack_bits(rounded_bits<T>(values[0]), rounded_bits<T>(values[1]));

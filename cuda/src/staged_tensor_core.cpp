@@ -2,8 +2,9 @@
 // instantiation of the call's dtype and head dim. A call they decline runs on the reference kernels.
 //
 // sddmm_prune and spmm take float16 / bfloat16 calls of every pattern on devices of compute capability 8.0 and
-// later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v); spmm also takes float32 calls
-// of pattern 1:2 (sparse tf32 tensor cores in float32 accuracy, spmm_tensor_core.cuh) under the same conditions.
+// later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v); under the same conditions they
+// take float32 calls on tf32 tensor cores in float32 accuracy (3xTF32): sddmm_prune dense and 1:2
+// (sddmm_prune_tensor_core.cuh), spmm 1:2 (sparse tf32, spmm_tensor_core.cuh).
 // compressed_softmax takes every call on every device (it uses no tensor cores).
 #include <cuda_runtime_api.h>
 
@@ -104,7 +105,7 @@ dfss_status dispatch_instantiation(dfss_dtype dtype, int64_t head_dim, Args &&..
 
 template <dfss_dtype Dtype, int HeadDim>
 struct SddmmPruneLaunch {
-  static constexpr bool kFloat32 = false;
+  static constexpr bool kFloat32 = true;  // patterns dense and 1:2
   static dfss_status run(const AttentionCall &call, const void *q, const void *k, void *values, uint32_t *metadata) {
     return launch_sddmm_prune_tensor_core<Dtype, HeadDim>(call, q, k, values, metadata);
   }
@@ -129,7 +130,8 @@ int64_t staged_grid_blocks(const AttentionShape &shape) {
 bool sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
                              uint32_t *metadata, dfss_status *status) {
   const AttentionShape &shape = call.shape;
-  if (!is_16_bit(shape.dtype) || !has_instantiation(shape.head_dim)) return false;
+  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
+  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim)) return false;
   if (!rows_of_16_bytes(q, shape.q, shape.dtype) || !rows_of_16_bytes(k, shape.k, shape.dtype)) return false;
   if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
   *status = dispatch_instantiation<SddmmPruneLaunch>(shape.dtype, shape.head_dim, call, q, k, values, metadata);

@@ -1,0 +1,8 @@
+// sddmm_prune on tensor cores for float32 (dense and 1:2, 3xTF32), head dim 96: one instantiation per file, so they
+// compile in parallel.
+#include "sddmm_prune_tensor_core.cuh"
+
+namespace dfss {
+template dfss_status launch_sddmm_prune_tensor_core<DFSS_DTYPE_FLOAT32, 96>(
+    const AttentionCall &, const void *, const void *, void *, uint32_t *);
+}  // namespace dfss

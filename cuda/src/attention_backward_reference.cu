@@ -251,8 +251,7 @@ dfss_status attention_backward_reference(const AttentionCall &call, const Backwa
     StreamWorkspace workspace(call.stream, arguments.workspace);
     const int32_t *seqlens_q = nullptr;
     const int32_t *seqlens_k = nullptr;
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
+    DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
     float *row_dot = workspace.carve<float>(counts.row_dot);
     float *scratch_values = workspace.carve<float>(counts.scratch_values);
     uint32_t *scratch_metadata = workspace.carve<uint32_t>(counts.scratch_metadata);

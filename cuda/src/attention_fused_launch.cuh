@@ -50,6 +50,19 @@ DFSS_HOST_DEVICE constexpr size_t fused_f32_shared_bytes(int head_dim) {
   return size_t{3} * kTileKeys * static_cast<size_t>(tf32_tile_stride(head_dim)) * sizeof(float);
 }
 
+// The fused forward's kernel for a call, its dynamic shared memory, and the current device.
+struct FusedChoice {
+  FusedKernel kernel;
+  size_t shared_bytes;
+  int device;
+};
+
+// Whether the fused forward takes the call (attention_fused.cu says when), and with what. The fused backward asks
+// this too, so that it takes exactly the calls whose forward the fused kernel ran: both compute the scores with the
+// same arithmetic and keep the same keys.
+bool choose_fused_forward(const AttentionShape &shape, const void *q, const void *k, const void *v, const void *out,
+                          FusedChoice *choice);
+
 // The kernels of element type T (__half or __nv_bfloat16) and head dimension D; defined in
 // attention_fused_kernel.cuh and instantiated once, in attention_fused_<dtype>_d<D>.cu.
 template <typename T, int D>

@@ -60,14 +60,12 @@ dfss_status attention_forward_reference(const AttentionCall &call, const void *q
     StreamWorkspace workspace(call.stream);
     const size_t scratch_values_count = static_cast<size_t>(grid) * layout.values_per_row;
     const size_t scratch_metadata_count = static_cast<size_t>(grid) * layout.words_per_row;
-    DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::bytes_for<int32_t>(call.seqlens_q.size()) +
-                                            StreamWorkspace::bytes_for<int32_t>(call.seqlens_k.size()) +
+    DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::lengths_bytes(call.seqlens_q, call.seqlens_k) +
                                             StreamWorkspace::bytes_for<float>(scratch_values_count) +
                                             StreamWorkspace::bytes_for<uint32_t>(scratch_metadata_count)));
     const int32_t *seqlens_q = nullptr;
     const int32_t *seqlens_k = nullptr;
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
+    DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
     float *scratch_values = workspace.carve<float>(scratch_values_count);
     uint32_t *scratch_metadata = workspace.carve<uint32_t>(scratch_metadata_count);
 

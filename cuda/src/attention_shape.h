@@ -2,6 +2,7 @@
 // layout derived. Plain data, passed by value to the kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "dfss.h"
@@ -14,6 +15,15 @@ namespace dfss {
 struct Strides4 {
   int64_t batch, head, row, column;
 };
+
+// Whether `pointer` is a multiple of `bytes`.
+inline bool aligned(const void *pointer, size_t bytes) { return reinterpret_cast<uintptr_t>(pointer) % bytes == 0; }
+
+// Whether every row of a tensor with these strides starts a multiple of `elements` elements after its (aligned)
+// base pointer: the batch, head and row strides are multiples of it.
+inline bool rows_aligned(const Strides4 &strides, int64_t elements) {
+  return strides.batch % elements == 0 && strides.head % elements == 0 && strides.row % elements == 0;
+}
 
 struct AttentionShape {
   dfss_dtype dtype;

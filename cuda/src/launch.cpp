@@ -1,7 +1,11 @@
-// Launch configuration and launch checks of the reference kernels.
+// Launch configuration and launch checks of the kernels.
 #include "launch.h"
 
 #include <cuda_runtime_api.h>
+
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "device.h"
 #include "status.h"
@@ -27,5 +31,36 @@ dfss_status row_loop_grid(const void *kernel, int64_t rows, int *grid) {
 dfss_status check_launch(const char *kernel) { return check_cuda(cudaGetLastError(), kernel); }
 
 void clear_stale_cuda_error() { (void)cudaGetLastError(); }
+
+bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void *, int>, bool> ready;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(kernel, device);
+  const auto known = ready.find(key);
+  if (known != ready.end()) return known->second;
+
+  bool usable = false;
+  cudaFuncAttributes attributes{};
+  int shared_limit = 0;
+  int major = 0;
+  if (cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess &&
+      cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess) {
+    usable = major >= 8 && attributes.binaryVersion >= 80 &&
+             attributes.sharedSizeBytes + dynamic_shared_bytes <= static_cast<size_t>(shared_limit);
+  }
+  if (!usable) clear_stale_cuda_error();
+  ready.emplace(key, usable);
+  return usable;
+}
+
+dfss_status allow_shared_memory(const void *kernel, size_t shared_bytes) {
+  constexpr size_t kDefaultSharedLimit = 48 * 1024;
+  if (shared_bytes <= kDefaultSharedLimit) return DFSS_SUCCESS;
+  return check_cuda(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)),
+      "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
+}
 
 }  // namespace dfss

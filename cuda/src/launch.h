@@ -1,6 +1,7 @@
-// Launch configuration and launch checks shared by the reference kernels.
+// Launch configuration and launch checks shared by the kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "dfss.h"
@@ -20,5 +21,15 @@ dfss_status check_launch(const char *kernel);
 
 // Resets a non-sticky error left by an earlier runtime call, so check_launch reports only the launch's own.
 void clear_stale_cuda_error();
+
+// Whether `kernel`, a tensor-core kernel, can run on `device` with `dynamic_shared_bytes` of dynamic shared memory:
+// the device is sm_80 or later, the kernel has an image for it built for sm_80 or later (an sm_75 image of a
+// tensor-core kernel has an empty body), and the device grants a block that much shared memory. Asked of the driver
+// once per kernel and device (a kernel's need is fixed); a missing image is an answer, not an error of the call.
+bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes);
+
+// Lets `kernel` take `shared_bytes` of dynamic shared memory: above the default 48 KiB a kernel must ask for it,
+// before every launch (a device reset forgets it).
+dfss_status allow_shared_memory(const void *kernel, size_t shared_bytes);
 
 }  // namespace dfss

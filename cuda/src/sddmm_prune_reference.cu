@@ -33,12 +33,10 @@ dfss_status sddmm_prune_reference(const AttentionCall &call, const void *q, cons
     DFSS_RETURN_IF_ERROR(row_loop_grid(reinterpret_cast<const void *>(kernel), call.shape.rows(), &grid));
 
     StreamWorkspace workspace(call.stream);
-    DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::bytes_for<int32_t>(call.seqlens_q.size()) +
-                                            StreamWorkspace::bytes_for<int32_t>(call.seqlens_k.size())));
+    DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::lengths_bytes(call.seqlens_q, call.seqlens_k)));
     const int32_t *seqlens_q = nullptr;
     const int32_t *seqlens_k = nullptr;
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
-    DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
+    DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
 
     clear_stale_cuda_error();
     kernel<<<grid, kReferenceThreads, 0, call.stream>>>(call.shape, static_cast<const In *>(q),

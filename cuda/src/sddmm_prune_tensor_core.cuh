@@ -295,12 +295,10 @@ dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void
                                            uint32_t *metadata) {
   using T = typename staged::ElementOf<Dtype>::type;
   StreamWorkspace workspace(call.stream);
-  DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::bytes_for<int32_t>(call.seqlens_q.size()) +
-                                          StreamWorkspace::bytes_for<int32_t>(call.seqlens_k.size())));
+  DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::lengths_bytes(call.seqlens_q, call.seqlens_k)));
   const int32_t *seqlens_q = nullptr;
   const int32_t *seqlens_k = nullptr;
-  DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_q, &seqlens_q));
-  DFSS_RETURN_IF_ERROR(workspace.upload(call.seqlens_k, &seqlens_k));
+  DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
 
   auto kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
   if (call.shape.layout.m == 2) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;
@@ -310,12 +308,7 @@ dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void
     if (call.shape.layout.m == 4) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4>;
   }
   constexpr size_t shared_bytes = staged::sddmm_shared_bytes<T>(HeadDim);
-  if constexpr (shared_bytes > 48 * 1024) {
-    // Above the default 48 KiB a kernel must ask for its shared memory (on every launch: a device reset forgets it).
-    DFSS_RETURN_IF_ERROR(check_cuda(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)),
-        "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)"));
-  }
+  DFSS_RETURN_IF_ERROR(allow_shared_memory(reinterpret_cast<const void *>(kernel), shared_bytes));
   clear_stale_cuda_error();
   kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, shared_bytes, call.stream>>>(
       call.shape, static_cast<const T *>(q), static_cast<const T *>(k), seqlens_q, seqlens_k, static_cast<T *>(values),

@@ -70,9 +70,7 @@ bool has_instantiation(int64_t head_dim) {
 // cp.async moves rows in 16-byte pieces: the base pointer and every stride but the column's (8 elements of 16 bits,
 // 4 of float32).
 bool rows_of_16_bytes(const void *pointer, const Strides4 &strides, dfss_dtype dtype) {
-  const int64_t elements = dtype == DFSS_DTYPE_FLOAT32 ? 4 : 8;
-  return reinterpret_cast<uintptr_t>(pointer) % 16 == 0 && strides.batch % elements == 0 &&
-         strides.head % elements == 0 && strides.row % elements == 0;
+  return aligned(pointer, 16) && rows_aligned(strides, dtype == DFSS_DTYPE_FLOAT32 ? 4 : 8);
 }
 
 // Calls launch<Dtype, HeadDim>() for the call's dtype and a head dim of kStagedHeadDims (float32 only where the

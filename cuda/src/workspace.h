@@ -43,10 +43,22 @@ class StreamWorkspace {
     return part;
   }
 
+  // Bytes that upload_lengths carves: room for each length vector given (none for an empty one).
+  static size_t lengths_bytes(const std::vector<int32_t> &seqlens_q, const std::vector<int32_t> &seqlens_k) {
+    return bytes_for<int32_t>(seqlens_q.size()) + bytes_for<int32_t>(seqlens_k.size());
+  }
+
+  // Device copies of a call's per-batch lengths, queries' then keys' (nullptr where not given).
+  dfss_status upload_lengths(const std::vector<int32_t> &seqlens_q, const std::vector<int32_t> &seqlens_k,
+                             const int32_t **device_q, const int32_t **device_k) {
+    const dfss_status status = upload(seqlens_q, device_q);
+    return status != DFSS_SUCCESS ? status : upload(seqlens_k, device_k);
+  }
+
+ private:
   // A device copy of `values` (nullptr when empty), carved from the workspace.
   dfss_status upload(const std::vector<int32_t> &values, const int32_t **device_copy);
 
- private:
   cudaStream_t stream_;
   char *base_ = nullptr;
   size_t used_ = 0;

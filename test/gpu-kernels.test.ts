@@ -23,7 +23,7 @@ const large = process.env.DFSS_GPU_TESTS !== 'small';
 
 /**
  * The shapes the float32 tensor-core kernels take (3xTF32): the fused forward for dense and 1:2 at D = Dv in
- * {32, 64, 128}, the staged sddmm_prune for dense and 1:2 and spmm for 1:2 at D = Dv in {16, 32, 64, 96, 128}, at
+ * {32, 64, 96, 128}, the staged sddmm_prune for dense and 1:2 and spmm for 1:2 at D = Dv in {16, 32, 64, 96, 128}, at
  * odd sizes around their tiles, with masks, exact scores, lengths, grouped-query heads and strided layouts spread
  * over the cases. (float32 2:4 is refused by the library before any kernel runs.)
  */
@@ -48,7 +48,7 @@ function float32TensorCoreCases(): Case[] {
           lengths: n % 7 < 3,
         });
       }
-  // Head dims of the staged kernels only (the fused forward declines them).
+  // D = 16 (the staged kernels only: the fused forward declines it) and 96, at fewer shapes.
   for (const pattern of ['dense', '1:2'])
     for (const headDim of [16, 96])
       for (const [seqQ, seqK, causal, exact] of [[17, 33, false, true], [130, 67, true, false]] as const)

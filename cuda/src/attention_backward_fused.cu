@@ -1,6 +1,6 @@
 // Dispatch of the fused tensor-core backward (attention_backward_fused_kernel.cuh). It takes exactly the 16-bit calls
 // whose forward the fused tensor-core forward takes (fused::choose_fused_forward, attention_fused.cu: sm_80 or later,
-// float16 / bfloat16 with pattern dense, 1:2 or 2:4, head_dim == head_dim_v in {32, 64, 128}, aligned rows), so that
+// float16 / bfloat16 with pattern dense, 1:2 or 2:4, head_dim == head_dim_v in {32, 64, 96, 128}, aligned rows), so that
 // both passes compute the scores with the same arithmetic (score_step) and make the same N:M choice. Its own kernels
 // exist wherever the forward's do (the same files, architectures and a smaller shared-memory need); dout, dq, dk and
 // dv may have any layout the validation accepts.
@@ -37,6 +37,7 @@ FusedBackwardKernels backward_kernels_of(dfss_dtype dtype, int64_t head_dim) {
   switch (head_dim) {
     case 32: return half ? fused::fused_backward_kernels<__half, 32>() : fused::fused_backward_kernels<__nv_bfloat16, 32>();
     case 64: return half ? fused::fused_backward_kernels<__half, 64>() : fused::fused_backward_kernels<__nv_bfloat16, 64>();
+    case 96: return half ? fused::fused_backward_kernels<__half, 96>() : fused::fused_backward_kernels<__nv_bfloat16, 96>();
     default: return half ? fused::fused_backward_kernels<__half, 128>() : fused::fused_backward_kernels<__nv_bfloat16, 128>();
   }
 }

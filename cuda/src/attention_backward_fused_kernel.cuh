@@ -101,11 +101,12 @@ __device__ __forceinline__ void load_rows(T *tile, const T *source, int64_t row_
     return;
   }
   constexpr int kUnits = D / 8;
-  constexpr int kRowsPerPass = kThreads / kUnits;
-  const int unit = static_cast<int>(threadIdx.x) % kUnits;
+  static_assert(kTileKeys * kUnits % kThreads == 0, "whole passes of the block over a tile");
 #pragma unroll
-  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
-    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
+  for (int pass = 0; pass < kTileKeys * kUnits / kThreads; ++pass) {
+    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
+    const int p = piece / kUnits;
+    const int unit = piece % kUnits;
     const int64_t row = first + p;
     uint16_t bits[8] = {};
     if (row < limit) {

@@ -71,9 +71,11 @@ FusedBackwardKernels fused_backward_kernels();
 
 extern template FusedBackwardKernels fused_backward_kernels<__half, 32>();
 extern template FusedBackwardKernels fused_backward_kernels<__half, 64>();
+extern template FusedBackwardKernels fused_backward_kernels<__half, 96>();
 extern template FusedBackwardKernels fused_backward_kernels<__half, 128>();
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 32>();
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 64>();
+extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 96>();
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 128>();
 
 }  // namespace fused

@@ -3,7 +3,7 @@
 //   - the current device is sm_80 or later, the kernel has an image for it built for sm_80 or later, and the device
 //     has the kernel's shared memory (float32 tiles take twice the bytes of 16-bit ones),
 //   - the dtype is float16, bfloat16 or float32, with pattern dense, 1:2 or 2:4,
-//   - head_dim == head_dim_v, one of 32, 64, 128,
+//   - head_dim == head_dim_v, one of 32, 64, 96, 128,
 //   - q, k and v rows start on 16-byte boundaries (pointers and batch / head / row strides; cp.async copies 16
 //     bytes: 8 elements of 16 bits, 4 of float32), and out rows on the boundaries of two elements (pairs of elements
 //     are stored together);
@@ -33,6 +33,7 @@ FusedKernels kernels_of(dfss_dtype dtype, int64_t head_dim) {
     switch (head_dim) {
       case 32: return fused::fused_attention_f32_kernels<32>();
       case 64: return fused::fused_attention_f32_kernels<64>();
+      case 96: return fused::fused_attention_f32_kernels<96>();
       default: return fused::fused_attention_f32_kernels<128>();
     }
   }
@@ -40,6 +41,7 @@ FusedKernels kernels_of(dfss_dtype dtype, int64_t head_dim) {
   switch (head_dim) {
     case 32: return half ? fused::fused_attention_kernels<__half, 32>() : fused::fused_attention_kernels<__nv_bfloat16, 32>();
     case 64: return half ? fused::fused_attention_kernels<__half, 64>() : fused::fused_attention_kernels<__nv_bfloat16, 64>();
+    case 96: return half ? fused::fused_attention_kernels<__half, 96>() : fused::fused_attention_kernels<__nv_bfloat16, 96>();
     default: return half ? fused::fused_attention_kernels<__half, 128>() : fused::fused_attention_kernels<__nv_bfloat16, 128>();
   }
 }

@@ -1,4 +1,5 @@
-// The fused tensor-core forward kernels for float32 inputs (3xTF32) with head dimension 32 (dense, 1:2 and 2:4).
+// The fused tensor-core forward kernels for float32 inputs (3xTF32) with head dimension 32 (dense and 1:2: float32
+// has no 2:4).
 #include "attention_fused_tf32_kernel.cuh"
 
 namespace dfss {

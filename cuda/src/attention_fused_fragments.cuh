@@ -31,7 +31,7 @@ constexpr int kScoreBlocks = kTileKeys / 8;  // m16n8 score accumulators of a wa
 
 // Shared-memory row stride (elements) of a [rows, D] 16-bit tile. The 16 bytes of padding put the 8 consecutive rows
 // that one ldmatrix 8x8 matrix reads on 8 different 16-byte bank groups (the stride is an odd number of 16-byte
-// units for D = 32, 64, 128), and keep every row 16-byte aligned for cp.async.
+// units for D = 32, 64, 96, 128), and keep every row 16-byte aligned for cp.async.
 DFSS_HOST_DEVICE constexpr int tile_stride(int head_dim) { return head_dim + 8; }
 
 // Row p of a sparse kernel's K tile in shared memory holds key tile_key_of_row(p) of the tile (key_permutation.h:

@@ -248,7 +248,8 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
 // Blocks per SM that the register budget aims at. The kernel is bound by latency (2 warps per scheduler at 238-246
 // registers for D = 128); ptxas fits 3 blocks (168 registers) at D = 128 and 4 (128) at D = 64 with a few dozen
 // bytes of spills outside the key loop. Measured on the H200 (bench/NOTES.md, v2): faster for D = 64 and for the
-// sparse patterns at D = 128, 2 % slower for dense at D = 128, which keeps its 2 blocks.
+// sparse patterns at D = 128, 2 % slower for dense at D = 128, which keeps its 2 blocks. D = 96 keeps its 2 blocks
+// (244-248 registers, no spills; at 168 registers ptxas spills 90-160 bytes, not measured).
 constexpr int fused_min_blocks(int head_dim, int pattern) {
   if (head_dim == 64) return 4;
   if (head_dim >= 128 && pattern != DFSS_PATTERN_DENSE) return 3;

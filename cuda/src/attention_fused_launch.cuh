@@ -37,7 +37,7 @@ struct FusedKernels {
 
 // Head dimensions (D == Dv) with kernels.
 DFSS_HOST_DEVICE constexpr bool fused_head_dim_supported(int64_t head_dim) {
-  return head_dim == 32 || head_dim == 64 || head_dim == 128;
+  return head_dim == 32 || head_dim == 64 || head_dim == 96 || head_dim == 128;
 }
 
 // Dynamic shared memory of a block: the Q tile, one K tile and one V tile, kTileKeys (= kBlockRows) rows each.
@@ -70,9 +70,11 @@ FusedKernels fused_attention_kernels();
 
 extern template FusedKernels fused_attention_kernels<__half, 32>();
 extern template FusedKernels fused_attention_kernels<__half, 64>();
+extern template FusedKernels fused_attention_kernels<__half, 96>();
 extern template FusedKernels fused_attention_kernels<__half, 128>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 32>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 64>();
+extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 96>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 128>();
 
 // The float32 kernels (3xTF32) of head dimension D; defined in attention_fused_tf32_kernel.cuh and instantiated once,
@@ -82,6 +84,7 @@ FusedKernels fused_attention_f32_kernels();
 
 extern template FusedKernels fused_attention_f32_kernels<32>();
 extern template FusedKernels fused_attention_f32_kernels<64>();
+extern template FusedKernels fused_attention_f32_kernels<96>();
 extern template FusedKernels fused_attention_f32_kernels<128>();
 
 }  // namespace fused

@@ -41,12 +41,13 @@ template <typename T, int D, typename RowOf>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of) {
   constexpr int kUnits = D / 8;  // 16-byte units per row
-  constexpr int kRowsPerPass = kThreads / kUnits;
-  static_assert(kThreads % kUnits == 0 && kTileKeys % kRowsPerPass == 0, "whole rows per pass");
-  const int unit = static_cast<int>(threadIdx.x) % kUnits;
+  static_assert(kTileKeys * kUnits % kThreads == 0, "whole passes of the block over a tile");
 #pragma unroll
-  for (int pass = 0; pass < kTileKeys / kRowsPerPass; ++pass) {
-    const int p = pass * kRowsPerPass + static_cast<int>(threadIdx.x) / kUnits;
+  for (int pass = 0; pass < kTileKeys * kUnits / kThreads; ++pass) {
+    // Unit `piece` of the tile: where kUnits divides kThreads, each thread keeps its unit and moves down the rows.
+    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
+    const int p = piece / kUnits;
+    const int unit = piece % kUnits;
     const int64_t row = first + row_of(p);
     const bool outside = row >= limit;
     // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).

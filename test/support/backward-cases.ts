@@ -1,4 +1,4 @@
-// The backward cases that the fused tensor-core backward takes (float16 / bfloat16, D = Dv in {32, 64, 128}),
+// The backward cases that the fused tensor-core backward takes (float16 / bfloat16, D = Dv in {32, 64, 96, 128}),
 // beyond those of the shared GPU case grid (src/check/cases.ts): every dtype x pattern x head dim x causal, each
 // once with per-batch lengths and grouped-query heads and once without, at odd sizes around the 64-row tiles,
 // plus rows of 1000 for every dtype x pattern. Every fourth case is exact (integer q and k, scale 1/4).
@@ -18,7 +18,7 @@ export function tensorCoreBackwardCases(options: { large: boolean }): Case[] {
   let n = 0;
   for (const dtype of ['float16', 'bfloat16'] as const)
     for (const pattern of ['dense', '1:2', '2:4'])
-      for (const headDim of [32, 64, 128])
+      for (const headDim of [32, 64, 96, 128])
         for (const causal of [false, true])
           for (const grouped of [false, true]) {
             n++;

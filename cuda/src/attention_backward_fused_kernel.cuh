@@ -100,13 +100,7 @@ __device__ __forceinline__ void load_rows(T *tile, const T *source, int64_t row_
     load_tile<T, D>(tile, source, row_stride, first, limit, NaturalRow{});
     return;
   }
-  constexpr int kUnits = D / 8;
-  static_assert(kTileKeys * kUnits % kThreads == 0, "whole passes of the block over a tile");
-#pragma unroll
-  for (int pass = 0; pass < kTileKeys * kUnits / kThreads; ++pass) {
-    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
-    const int p = piece / kUnits;
-    const int unit = piece % kUnits;
+  for_each_tile_unit<D>([&](int p, int unit) {
     const int64_t row = first + p;
     uint16_t bits[8] = {};
     if (row < limit) {
@@ -117,7 +111,7 @@ __device__ __forceinline__ void load_rows(T *tile, const T *source, int64_t row_
     *reinterpret_cast<uint4 *>(tile + p * tile_stride(D) + unit * 8) =
         make_uint4(pack_bits(bits[0], bits[1]), pack_bits(bits[2], bits[3]), pack_bits(bits[4], bits[5]),
                    pack_bits(bits[6], bits[7]));
-  }
+  });
 }
 
 // dP of score blocks 2u and 2u + 1 of the step (16 keys, in the order of the K tile, since V's tile is permuted as

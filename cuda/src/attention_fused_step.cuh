@@ -35,24 +35,31 @@ __device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float 
   return *reinterpret_cast<const uint32_t *>(&pair);
 }
 
+// Calls move(p, unit) for the 16-byte units of a tile of 64 rows of D 16-bit elements that this thread moves: unit
+// `unit` (elements 8 unit .. 8 unit + 7) of tile row p. Where the D / 8 units of a row divide the block's threads,
+// each thread keeps its unit and moves down the rows; D = 96 (12 units) spreads a row over two passes.
+template <int D, typename Move>
+__device__ __forceinline__ void for_each_tile_unit(Move &&move) {
+  constexpr int kUnits = D / 8;
+  static_assert(kTileKeys * kUnits % kThreads == 0, "whole passes of the block over a tile");
+#pragma unroll
+  for (int pass = 0; pass < kTileKeys * kUnits / kThreads; ++pass) {
+    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
+    move(piece / kUnits, piece % kUnits);
+  }
+}
+
 // Copies 64 rows of D elements into a shared-memory tile (row stride tile_stride(D)): tile row p receives source
 // row first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
 template <typename T, int D, typename RowOf>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of) {
-  constexpr int kUnits = D / 8;  // 16-byte units per row
-  static_assert(kTileKeys * kUnits % kThreads == 0, "whole passes of the block over a tile");
-#pragma unroll
-  for (int pass = 0; pass < kTileKeys * kUnits / kThreads; ++pass) {
-    // Unit `piece` of the tile: where kUnits divides kThreads, each thread keeps its unit and moves down the rows.
-    const int piece = pass * kThreads + static_cast<int>(threadIdx.x);
-    const int p = piece / kUnits;
-    const int unit = piece % kUnits;
+  for_each_tile_unit<D>([&](int p, int unit) {
     const int64_t row = first + row_of(p);
     const bool outside = row >= limit;
     // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
     cp_async_16(tile + p * tile_stride(D) + unit * 8, source + (outside ? 0 : row) * row_stride + unit * 8, outside);
-  }
+  });
 }
 
 struct NaturalRow {

@@ -10,6 +10,7 @@
 import koffi from 'koffi';
 
 import { InvalidArgumentError } from '../src/errors.js';
+import type { AttentionGeometry } from '../src/problem.js';
 import type { DfssLibrary } from './dfss.js';
 
 /** The pointer that stands for a dfss_attention_desc written by NativeAttentionDesc (koffi's native pointer). */
@@ -19,24 +20,7 @@ export type AttentionDescPointer = { readonly __nativeAttentionDesc: never };
 export type StrideValues = ArrayLike<number>;
 
 /** The descriptor's sizes, strides, scale and lengths (field meanings: cuda/include/dfss.h). */
-export interface AttentionDescShape {
-  readonly causal: boolean;
-  readonly batch: number;
-  readonly headsQ: number;
-  readonly headsKv: number;
-  readonly seqQ: number;
-  readonly seqK: number;
-  readonly headDim: number;
-  readonly headDimV: number;
-  readonly scale: number;
-  readonly qStrides: StrideValues;
-  readonly kStrides: StrideValues;
-  readonly vStrides: StrideValues;
-  readonly outStrides: StrideValues;
-  /** Valid query / key length of each batch entry ([batch]), or null for all rows / keys. */
-  readonly seqlensQ: Int32Array | null;
-  readonly seqlensK: Int32Array | null;
-}
+export type AttentionDescShape = AttentionGeometry<StrideValues>;
 
 const TWO_TO_32 = 2 ** 32;
 /** Index of the low and high 32-bit halves of a little- or big-endian int64 in an Int32Array. */

@@ -6,10 +6,11 @@ import type { Pattern } from './pattern.js';
 /** Element strides for (batch, head, row, column) of a 4-d tensor; the column stride is 1. */
 export type Strides4 = readonly [number, number, number, number];
 
-export interface AttentionProblem {
-  readonly dtype: DType;
-  /** null: dense attention (no pruning). */
-  readonly pattern: Pattern | null;
+/**
+ * The sizes, scale, masks and strides of a problem: every field of dfss_attention_desc but dtype and pattern (the
+ * native descriptor, ffi/attention-desc.ts, takes them with any array-like strides).
+ */
+export interface AttentionGeometry<Strides = Strides4> {
   readonly causal: boolean;
   readonly batch: number;
   readonly headsQ: number;
@@ -22,8 +23,14 @@ export interface AttentionProblem {
   /** Valid query / key length of each batch entry ([B]), or null for all rows / keys. */
   readonly seqlensQ: Int32Array | null;
   readonly seqlensK: Int32Array | null;
-  readonly qStrides: Strides4;
-  readonly kStrides: Strides4;
-  readonly vStrides: Strides4;
-  readonly outStrides: Strides4;
+  readonly qStrides: Strides;
+  readonly kStrides: Strides;
+  readonly vStrides: Strides;
+  readonly outStrides: Strides;
+}
+
+export interface AttentionProblem extends AttentionGeometry {
+  readonly dtype: DType;
+  /** null: dense attention (no pruning). */
+  readonly pattern: Pattern | null;
 }

@@ -10,10 +10,11 @@
 // float32 1:2 runs on mma.sp::ordered_metadata m16n8k16 .tf32 in float32 accuracy (3xTF32, mma_tf32.cuh: three
 // mma.sp per product on the tf32 split p = big + small, v = big + small), so the output keeps the float32 semantics of
 // dfss.h: a 1:2 row is the sparse A operand as it is (slot c: the kept key of pair c), and the metadata stream (one
-// bit per slot) becomes the tf32 metadata register (tf32_fragments.h). Its blocks walk the keys in chunks of 32 (the
-// float32 V tiles of 64 keys would pass the 48 KiB of static shared memory at Dv = 128), V's rows permuted in shared
-// memory (tf32_sparse_v_key_of_row) so that the B fragments meet no bank conflict. float32 dense stays on the
-// reference kernel.
+// bit per slot) becomes the tf32 metadata register (tf32_fragments.h). float32 dense runs the same kernel with two
+// dense m16n8k8 .tf32 products (3xTF32) per 16 keys in place of the mma.sp. Its blocks walk the keys in chunks of 32
+// (the float32 V tiles of 64 keys would pass the 48 KiB of static shared memory at Dv = 128), V's rows permuted in
+// shared memory (tf32_sparse_v_key_of_row) so that the B fragments meet no bank conflict: the dense B elements of a
+// lane (keys quad and quad + 4 of each 8) are those of the sparse product, in the same rows.
 //
 // Instantiated per (dtype, head dim) by spmm_tensor_core_<dtype>_d<D>.cu.
 #pragma once
@@ -203,11 +204,14 @@ __device__ __forceinline__ uint32_t step_metadata_bits(const uint32_t *metadata_
   return (metadata_row[word] >> (8 * (step % 4))) & 0xFFu;
 }
 
-// float32 1:2: out = P V with P the compressed 1:2 probabilities, on sparse tf32 tensor cores (3xTF32).
-template <int HeadDimV>
+// float32: out = P V with P the compressed 1:2 probabilities on sparse tf32 tensor cores, or the dense probabilities
+// on dense ones (3xTF32 both).
+template <int HeadDimV, int Pattern>
 __global__ void __launch_bounds__(kThreads)
-    spmm_tf32_1_2_kernel(AttentionShape shape, const float *probs, const uint32_t *metadata, const float *v, float *out) {
+    spmm_tf32_kernel(AttentionShape shape, const float *probs, const uint32_t *metadata, const float *v, float *out) {
 #if DFSS_MMA_AVAILABLE
+  static_assert(Pattern == DFSS_PATTERN_DENSE || Pattern == DFSS_PATTERN_1_2, "float32 runs dense and 1:2");
+  constexpr bool kSparse = Pattern == DFSS_PATTERN_1_2;
   static_assert(HeadDimV % 8 == 0, "head dims of whole n8 tiles");
   static_assert(kTf32ChunkKeys % 16 == 0, "chunks of whole 16-key steps");
   constexpr int kStride = tf32_tile_stride(HeadDimV);
@@ -241,7 +245,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t input_row = head_row * shape.seq_q + row[r];
     const bool inside = row[r] < shape.seq_q;
     probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
-    metadata_row[r] = inside ? metadata + input_row * layout.words_per_row : nullptr;
+    metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
   }
 
   // Tile row p of a chunk holds key tf32_sparse_v_key_of_row(p) of it; keys past Nk are zero-filled.
@@ -266,21 +270,27 @@ __global__ void __launch_bounds__(kThreads)
     if (chunk + 1 < chunks) load_value_chunk(chunk + 1, v_tiles[(chunk + 1) & 1]);
     cp_async_commit();
 
-    // A (the 8 slots of 16-key step `step`): slots quad and quad + 4 of rows group and group + 8; issued before waiting
-    // for V so that the loads overlap.
-    float a_values[kSteps][4];
+    // A of 16-key step `step`, issued before waiting for V so that the loads overlap. 1:2: its 8 slots, slots quad and
+    // quad + 4 of rows group and group + 8; dense: half h (keys 8h .. 8h + 7) in a_values[s][4h ..], keys quad and
+    // quad + 4 of each row likewise.
+    constexpr int kStepValues = kSparse ? 4 : 8;
+    float a_values[kSteps][kStepValues];
     uint32_t sparse_metadata[kSteps];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       const int64_t step = chunk * kSteps + s;
-      const int64_t slot = 8 * step + quad;
-      a_values[s][0] = load_slot(probs_row[0], slot, values_per_row);
-      a_values[s][1] = load_slot(probs_row[1], slot, values_per_row);
-      a_values[s][2] = load_slot(probs_row[0], slot + 4, values_per_row);
-      a_values[s][3] = load_slot(probs_row[1], slot + 4, values_per_row);
-      sparse_metadata[s] = tf32_sparse_metadata_register(step_metadata_bits(metadata_row[0], step, layout.words_per_row),
-                                                         step_metadata_bits(metadata_row[1], step, layout.words_per_row),
-                                                         quad);
+#pragma unroll
+      for (int h = 0; h < kStepValues / 4; ++h) {
+        const int64_t slot = (kSparse ? 8 : 16) * step + 8 * h + quad;
+        a_values[s][4 * h] = load_slot(probs_row[0], slot, values_per_row);
+        a_values[s][4 * h + 1] = load_slot(probs_row[1], slot, values_per_row);
+        a_values[s][4 * h + 2] = load_slot(probs_row[0], slot + 4, values_per_row);
+        a_values[s][4 * h + 3] = load_slot(probs_row[1], slot + 4, values_per_row);
+      }
+      sparse_metadata[s] = kSparse ? tf32_sparse_metadata_register(
+                                         step_metadata_bits(metadata_row[0], step, layout.words_per_row),
+                                         step_metadata_bits(metadata_row[1], step, layout.words_per_row), quad)
+                                   : 0u;
     }
 
     cp_async_wait<1>();
@@ -288,7 +298,7 @@ __global__ void __launch_bounds__(kThreads)
     const float *values = v_tiles[chunk & 1];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
-      SplitTf32 a[4];
+      SplitTf32 a[kStepValues];
       split_tf32(a_values[s], a);
       const float *v_block = values + 16 * s * kStride + group;
 #pragma unroll
@@ -299,7 +309,17 @@ __global__ void __launch_bounds__(kThreads)
         for (int i = 0; i < 4; ++i) b_values[i] = v_block[tf32_sparse_v_row(i, quad) * kStride + 8 * n];
         SplitTf32 b[4];
         split_tf32(b_values, b);
-        mma_sp_m16n8k16_3xtf32<0>(acc[n], a, b, sparse_metadata[s]);
+        if constexpr (kSparse) {
+          mma_sp_m16n8k16_3xtf32<0>(acc[n], a, b, sparse_metadata[s]);
+        } else {
+          // Keys 8h + quad and 8h + quad + 4 of the step: B elements 2h and 2h + 1.
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const SplitTf32 a_half[4] = {a[4 * h], a[4 * h + 1], a[4 * h + 2], a[4 * h + 3]};
+            const SplitTf32 b_half[2] = {b[2 * h], b[2 * h + 1]};
+            mma_m16n8k8_3xtf32(acc[n], a_half, b_half);
+          }
+        }
       }
     }
     __syncthreads();  // the next iteration loads into the buffer just read
@@ -333,12 +353,14 @@ dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs
                                     const void *v, void *out) {
   const unsigned blocks = static_cast<unsigned>(staged_grid_blocks(call.shape));
   if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
-    // float32: pattern 1:2 only (staged_tensor_core.cpp declines the others).
+    // float32: patterns dense and 1:2 (staged_tensor_core.cpp declines 2:4).
+    if (call.shape.layout.m == 4) return DFSS_ERROR_INTERNAL;
+    const auto kernel = call.shape.layout.m == 2 ? staged::spmm_tf32_kernel<HeadDimV, DFSS_PATTERN_1_2>
+                                                 : staged::spmm_tf32_kernel<HeadDimV, DFSS_PATTERN_DENSE>;
     clear_stale_cuda_error();
-    staged::spmm_tf32_1_2_kernel<HeadDimV><<<blocks, staged::kThreads, 0, call.stream>>>(
-        call.shape, static_cast<const float *>(probs), metadata, static_cast<const float *>(v),
-        static_cast<float *>(out));
-    return check_launch("spmm_tf32_1_2_kernel");
+    kernel<<<blocks, staged::kThreads, 0, call.stream>>>(call.shape, static_cast<const float *>(probs), metadata,
+                                                         static_cast<const float *>(v), static_cast<float *>(out));
+    return check_launch("spmm_tf32_kernel");
   } else {
     using T = typename staged::ElementOf<Dtype>::type;
     const auto kernel = [&] {

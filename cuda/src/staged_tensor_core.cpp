@@ -3,8 +3,8 @@
 //
 // sddmm_prune and spmm take float16 / bfloat16 calls of every pattern on devices of compute capability 8.0 and
 // later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v); under the same conditions they
-// take float32 calls on tf32 tensor cores in float32 accuracy (3xTF32): sddmm_prune dense and 1:2
-// (sddmm_prune_tensor_core.cuh), spmm 1:2 (sparse tf32, spmm_tensor_core.cuh).
+// take float32 calls of pattern dense and 1:2 on tf32 tensor cores in float32 accuracy (3xTF32,
+// sddmm_prune_tensor_core.cuh, spmm_tensor_core.cuh; spmm 1:2 on the sparse ones).
 // compressed_softmax takes every call on every device (it uses no tensor cores).
 #include <cuda_runtime_api.h>
 
@@ -111,7 +111,7 @@ struct SddmmPruneLaunch {
 
 template <dfss_dtype Dtype, int HeadDimV>
 struct SpmmLaunch {
-  static constexpr bool kFloat32 = true;  // pattern 1:2
+  static constexpr bool kFloat32 = true;  // patterns dense and 1:2
   static dfss_status run(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
                          void *out) {
     return launch_spmm_tensor_core<Dtype, HeadDimV>(call, probs, metadata, v, out);
@@ -147,8 +147,8 @@ bool compressed_softmax_tensor_core(const AttentionCall &call, const void *value
 bool spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
                       void *out, dfss_status *status) {
   const AttentionShape &shape = call.shape;
-  const bool float32_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m == 2;
-  if ((!is_16_bit(shape.dtype) && !float32_1_2) || !has_instantiation(shape.head_dim_v)) return false;
+  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
+  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim_v)) return false;
   if (!rows_of_16_bytes(v, shape.v, shape.dtype)) return false;
   if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
   *status = dispatch_instantiation<SpmmLaunch>(shape.dtype, shape.head_dim_v, call, probs, metadata, v, out);

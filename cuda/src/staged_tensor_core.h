@@ -14,8 +14,7 @@ namespace dfss {
 constexpr int kStagedHeadDims[] = {16, 32, 64, 96, 128};
 
 // Each launches on call.stream and returns the launch status. Preconditions (checked by the caller): a device of
-// compute capability 8.0 or later; dtype float16 or bfloat16, or float32 with pattern dense or 1:2 (sddmm_prune) or
-// 1:2 (spmm); q / k (v) base
+// compute capability 8.0 or later; dtype float16 or bfloat16, or float32 with pattern dense or 1:2; q / k (v) base
 // pointers 16-byte aligned and their batch, head and row strides multiples of 8 elements (4 for float32); at most
 // INT32_MAX thread blocks (staged_grid_blocks).
 template <dfss_dtype Dtype, int HeadDim>

@@ -2,11 +2,10 @@
 // GPU case grid (src/check/cases.ts) and of the fused tensor-core backward's grid (support/backward-cases.ts) at
 // odd sizes, with device outputs poisoned (NaN) so an unwritten element shows: from the CPU forward's out and lse
 // (the backward alone), and as a training step on the GPU (attentionForTraining, then backward, against the CPU
-// backward of the GPU forward's out and lse). Also: the same
-// bits on a second run, and the forward's N:M choice kept under exact ties and under near ties that only the
-// float32 rounding of the scores decides. Where random scores put a group's N-th and (N+1)-th scores within
-// float32 rounding of each other, the CPU and the GPU may keep different keys: such rows (dq) and their groups'
-// keys (dk, dv) are left out.
+// backward of the GPU forward's out and lse). Also: the same bits on a second run, and the forward's N:M choice kept
+// under exact ties and under near ties that only the float32 rounding of the scores decides. Where random scores
+// put a group's N-th and (N+1)-th scores within float32 rounding of each other, the CPU and the GPU may keep
+// different keys: such rows (dq) and their groups' keys (dk, dv) are left out.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 

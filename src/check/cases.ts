@@ -137,8 +137,8 @@ export function tolerance(dtype: DType): { atol: number; rtol: number } {
 }
 
 /**
- * A fresh seed for each run, printed by the caller; DFSS_TEST_SEED (an integer in 0 .. 2^32 - 1) replays the run
- * that printed it, e.g. a failure seen under compute-sanitizer, without it.
+ * A fresh seed for each run, printed by the caller; DFSS_TEST_SEED (an integer in 0 .. 2^32 - 1) replays a run from
+ * the seed it printed (e.g. a failure seen under compute-sanitizer, again without the sanitizer).
  */
 export function freshSeed(): number {
   const replay = typeof process === 'undefined' ? undefined : process.env.DFSS_TEST_SEED;

@@ -44,6 +44,60 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// Step 4 of both fused forwards (16-bit and float32): the rows' new running maxima from the step's, and what was
+// accumulated under the old ones rescaled. scaled_base[r] = max * log2(e), with max = 0 while a row has no finite
+// score (exp2(-inf) = 0, no NaN).
+template <int OutBlocks>
+__device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], float (&row_max)[2], float (&row_sum)[2],
+                                                   const float (&step_max)[2], float (&scaled_base)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float new_max = fmaxf(row_max[r], quad_max(step_max[r]));
+    const float base = new_max == -INFINITY ? 0.0f : new_max;
+    scaled_base[r] = base * kLog2e;
+    // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
+    const float correction = exp2_approx((row_max[r] - base) * kLog2e);
+    row_max[r] = new_max;
+    row_sum[r] *= correction;
+#pragma unroll
+    for (int n = 0; n < OutBlocks; ++n) {
+      o[n][2 * r] *= correction;
+      o[n][2 * r + 1] *= correction;
+    }
+  }
+}
+
+// Step 6 of both fused forwards: out = O / sum (pairs of elements stored together, rounded to T) and lse = max +
+// log(sum) for the thread's two rows; zeros and -inf for a row with no finite score (max -inf, sum 0).
+template <typename T, int OutBlocks>
+__device__ __forceinline__ void store_output_rows(const FusedAttentionParams &params, const QueryTilePlace &place,
+                                                  const float (&o)[OutBlocks][4], const float (&row_max)[2],
+                                                  const float (&row_sum)[2], int quad) {
+  const AttentionShape &shape = params.shape;
+  T *out = static_cast<T *>(params.out) + place.batch * shape.out.batch + place.head_q * shape.out.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float sum = quad_sum(row_sum[r]);
+    if (place.rows[r] >= shape.seq_q) continue;
+    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+    T *out_row = out + place.rows[r] * shape.out.row;
+#pragma unroll
+    for (int n = 0; n < OutBlocks; ++n) {
+      if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float2 *>(out_row + 8 * n + 2 * quad) =
+            make_float2(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+      } else {
+        *reinterpret_cast<uint32_t *>(out_row + 8 * n + 2 * quad) =
+            pack_rounded<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+      }
+    }
+    if (params.lse != nullptr && quad == 0) {
+      params.lse[(place.batch * shape.heads_q + place.head_q) * shape.seq_q + place.rows[r]] =
+          row_max[r] == -INFINITY ? -INFINITY : row_max[r] + logf(sum);
+    }
+  }
+}
+
 // One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
 // start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
 template <typename T, int D, int Pattern>
@@ -63,7 +117,6 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
   const QueryTilePlace place =
       place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, warp, group);
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
-  const int64_t(&rows)[2] = place.rows;
   const int64_t(&key_end)[2] = place.key_end;
   const int64_t key_steps = place.key_steps;
 
@@ -140,22 +193,8 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       const uint32_t metadata = scored.metadata;
 
       // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones.
-      float scaled_base[2];  // max * log2(e), with max = 0 while a row has no finite score (exp2(-inf) = 0, no NaN)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float new_max = fmaxf(row_max[r], quad_max(step_max[r]));
-        const float base = new_max == -INFINITY ? 0.0f : new_max;
-        scaled_base[r] = base * kLog2e;
-        // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
-        const float correction = exp2_approx((row_max[r] - base) * kLog2e);
-        row_max[r] = new_max;
-        row_sum[r] *= correction;
-#pragma unroll
-        for (int n = 0; n < kOutBlocks; ++n) {
-          o[n][2 * r] *= correction;
-          o[n][2 * r + 1] *= correction;
-        }
-      }
+      float scaled_base[2];
+      update_running_max(o, row_max, row_sum, step_max, scaled_base);
 
       // P as the A operand of P.V: a[.][2h + r] holds row r of the keys of half h (dense: score block 2ks + h).
       uint32_t a[kSparse ? 2 : 4][4];
@@ -225,24 +264,8 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     }
   }
 
-  // 6. Out and lse. Rows with no finite score kept max = -inf and sum = 0: zeros and -inf.
-  T *out = static_cast<T *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float sum = quad_sum(row_sum[r]);
-    if (rows[r] >= shape.seq_q) continue;
-    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-    T *out_row = out + rows[r] * shape.out.row;
-#pragma unroll
-    for (int n = 0; n < kOutBlocks; ++n) {
-      *reinterpret_cast<uint32_t *>(out_row + 8 * n + 2 * quad) =
-          pack_rounded<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
-    }
-    if (params.lse != nullptr && quad == 0) {
-      params.lse[(batch * shape.heads_q + head_q) * shape.seq_q + rows[r]] =
-          row_max[r] == -INFINITY ? -INFINITY : row_max[r] + logf(sum);
-    }
-  }
+  // 6. Out and lse.
+  store_output_rows<T>(params, place, o, row_max, row_sum, quad);
 }
 
 // Blocks per SM that the register budget aims at. The kernel is bound by latency (2 warps per scheduler at 238-246

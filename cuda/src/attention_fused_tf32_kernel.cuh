@@ -76,7 +76,6 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
   const QueryTilePlace place =
       place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, warp, group);
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
-  const int64_t(&rows)[2] = place.rows;
   const int64_t(&key_end)[2] = place.key_end;
   const int64_t key_steps = place.key_steps;
 
@@ -164,20 +163,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
 
       // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones.
       float scaled_base[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float new_max = fmaxf(row_max[r], quad_max(step_max[r]));
-        const float base = new_max == -INFINITY ? 0.0f : new_max;
-        scaled_base[r] = base * kLog2e;
-        const float correction = exp2_approx((row_max[r] - base) * kLog2e);
-        row_max[r] = new_max;
-        row_sum[r] *= correction;
-#pragma unroll
-        for (int n = 0; n < kOutBlocks; ++n) {
-          o[n][2 * r] *= correction;
-          o[n][2 * r + 1] *= correction;
-        }
-      }
+      update_running_max(o, row_max, row_sum, step_max, scaled_base);
 
       // P, unnormalized, in place of the scores it comes from.
       if constexpr (kSparseProduct) {
@@ -262,23 +248,8 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
     }
   }
 
-  // 6. Out and lse. Rows with no finite score kept max = -inf and sum = 0: zeros and -inf.
-  float *out = static_cast<float *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float sum = quad_sum(row_sum[r]);
-    if (rows[r] >= shape.seq_q) continue;
-    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-    float *out_row = out + rows[r] * shape.out.row;
-#pragma unroll
-    for (int n = 0; n < kOutBlocks; ++n) {
-      *reinterpret_cast<float2 *>(out_row + 8 * n + 2 * quad) = make_float2(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
-    }
-    if (params.lse != nullptr && quad == 0) {
-      params.lse[(batch * shape.heads_q + head_q) * shape.seq_q + rows[r]] =
-          row_max[r] == -INFINITY ? -INFINITY : row_max[r] + logf(sum);
-    }
-  }
+  // 6. Out and lse.
+  store_output_rows<float>(params, place, o, row_max, row_sum, quad);
 }
 
 template <int D, int Pattern>

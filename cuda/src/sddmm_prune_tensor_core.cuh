@@ -84,12 +84,9 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
   const int quad_lane = lane % 4;
   const CompressedLayout layout = shape.layout;
 
-  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
-  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head: the [B, Hq] index of the outputs
-  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
-  const int64_t batch = head_row / shape.heads_q;
-  const int64_t head_q = head_row % shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const StagedBlockPlace place = staged_block_place(shape);
+  const int64_t head_row = place.head_row, first_row = place.first_row;
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[batch] : shape.seq_q;
   const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;
   const T *q_head = q + batch * shape.q.batch + head_q * shape.q.head;

@@ -66,12 +66,9 @@ __global__ void __launch_bounds__(kThreads)
   const CompressedLayout layout = shape.layout;
   const int64_t values_per_row = layout.values_per_row;
 
-  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
-  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head
-  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
-  const int64_t batch = head_row / shape.heads_q;
-  const int64_t head_q = head_row % shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const StagedBlockPlace place = staged_block_place(shape);
+  const int64_t head_row = place.head_row, first_row = place.first_row;
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const T *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
@@ -227,12 +224,9 @@ __global__ void __launch_bounds__(kThreads)
   const CompressedLayout layout = shape.layout;
   const int64_t values_per_row = layout.values_per_row;
 
-  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
-  const int64_t head_row = blockIdx.x / row_tiles;  // batch * Hq + query head
-  const int64_t first_row = blockIdx.x % row_tiles * kTileRows;
-  const int64_t batch = head_row / shape.heads_q;
-  const int64_t head_q = head_row % shape.heads_q;
-  const int64_t head_kv = head_q / (shape.heads_q / shape.heads_kv);
+  const StagedBlockPlace place = staged_block_place(shape);
+  const int64_t head_row = place.head_row, first_row = place.first_row;
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const float *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).

@@ -1,6 +1,6 @@
-// Element access of the staged fast kernels: the element type of a dtype, 16-bit patterns of rounded
-// values, and loads and stores of short runs of a row whose alignment is only known at run time (compressed rows
-// of C values start wherever C puts them).
+// Element access and block placement of the staged fast kernels: the element type of a dtype, where a block
+// works, 16-bit patterns of rounded values, and loads and stores of short runs of a row whose alignment is only
+// known at run time (compressed rows of C values start wherever C puts them).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -8,12 +8,32 @@
 
 #include <cstdint>
 
+#include "attention_shape.h"
 #include "dfss.h"
 #include "dtype.cuh"
 #include "mma.cuh"
+#include "staged_fragments.h"
 
 namespace dfss {
 namespace staged {
+
+// Where a staged kernel's block works (staged_grid_blocks: one block per 64 query rows of each (batch, query head)):
+// rows first_row .. first_row + 63 of query head head_q of batch entry `batch`, head_row = batch * Hq + head_q (the
+// [B, Hq] index of the compressed rows), and the kv head they read.
+struct StagedBlockPlace {
+  int64_t head_row, first_row, batch, head_q, head_kv;
+};
+
+__device__ __forceinline__ StagedBlockPlace staged_block_place(const AttentionShape &shape) {
+  const int64_t row_tiles = (shape.seq_q + kTileRows - 1) / kTileRows;
+  StagedBlockPlace place;
+  place.head_row = blockIdx.x / row_tiles;
+  place.first_row = blockIdx.x % row_tiles * kTileRows;
+  place.batch = place.head_row / shape.heads_q;
+  place.head_q = place.head_row % shape.heads_q;
+  place.head_kv = place.head_q / (shape.heads_q / shape.heads_kv);
+  return place;
+}
 
 template <dfss_dtype Dtype>
 struct ElementOf;

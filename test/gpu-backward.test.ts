@@ -135,12 +135,12 @@ test('CUDA backward agrees with the CPU backward', { skip }, async (t) => {
           owned.push(ctx);
           const { atol, rtol } = tolerance(c.dtype);
           const decided = skipRows && ((row: number) => skipRows.rows[row] === 0);
-          const outMismatch = compareClose(await ctx.out.toFloat32Array(), await forward.out.toFloat32Array(), c.headDimV, atol, rtol, decided);
-          assert.equal(outMismatch.count, 0, `training step forward out: ${outMismatch.first}`);
-          const lseMismatch = compareClose(await ctx.lse.toFloat32Array(), await forward.lse.toFloat32Array(), 1, 1e-5, 1e-5, decided);
-          assert.equal(lseMismatch.count, 0, `training step forward lse: ${lseMismatch.first}`);
           const [stepOut, stepLse] = [await ctx.out.to('cpu'), await ctx.lse.to('cpu')];
           owned.push(stepOut, stepLse);
+          const outMismatch = compareClose(await stepOut.toFloat32Array(), await forward.out.toFloat32Array(), c.headDimV, atol, rtol, decided);
+          assert.equal(outMismatch.count, 0, `training step forward out: ${outMismatch.first}`);
+          const lseMismatch = compareClose(await stepLse.toFloat32Array(), await forward.lse.toFloat32Array(), 1, 1e-5, 1e-5, decided);
+          assert.equal(lseMismatch.count, 0, `training step forward lse: ${lseMismatch.first}`);
           const stepWant = await attentionBackward(q, k, v, stepOut, dout, stepLse, cpuOptions);
           owned.push(stepWant.dq, stepWant.dk, stepWant.dv);
           const step = await ctx.backward(dDout);

@@ -14,8 +14,9 @@
 //      dense pattern runs the same code with mma.sync m16n8k16, so the two are compared on equal code;
 //   6. out = O / sum in the input dtype, lse = max + log(sum) (natural log), zeros and -inf for a row with no
 //      finite score.
-// Steps 1-3 are score_step (attention_fused_step.cuh), which the fused backward runs too, so that both passes
-// make the same N:M choice.
+// Steps 1-3 are score_products and choose_kept_scores (attention_fused_step.cuh), which the fused backward runs too
+// (as score_step), so that both passes make the same N:M choice. Steps 1 and 5 and the tile layout belong to an
+// engine (WarpMmaEngine here; on sm_90a WarpgroupMmaEngine, attention_fused_wgmma.cuh, with the same scores).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -98,15 +99,90 @@ __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &pa
   }
 }
 
-// One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
-// start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
+// The warp-level tensor-core engine of the fused forward (sm_80 and later): the layout of its tiles, and steps 1 and
+// 5 of a key step. Each warp keeps its Q fragments in registers; S = Q K^T with mma.sync m16n8k16 on ldmatrix
+// fragments; P.V with mma.sp::ordered_metadata m16n8k32 (sparse) or mma.sync m16n8k16 (dense).
 template <typename T, int D, int Pattern>
+struct WarpMmaEngine {
+  static constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  static constexpr int kStride = tile_stride(D);
+  static constexpr int kTileElements = kTileKeys * kStride;
+  static constexpr int kKSteps = D / 16;    // k-steps of QK^T
+  static constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
+  using Layout = PaddedTile<D>;
+
+  uint32_t q_fragment[kKSteps][4];
+
+  // The block's tiles (Q, K, V) in its dynamic shared memory.
+  __device__ __forceinline__ static T *tiles(unsigned char *shared_bytes) { return reinterpret_cast<T *>(shared_bytes); }
+
+  // Waits for this thread's tile copies, then for every thread of the block: the tiles are ready to read.
+  __device__ __forceinline__ static void tiles_arrived() {
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+
+  // Once the block's Q tile has arrived: the warp's Q fragments.
+  __device__ __forceinline__ void prepare(const T *q_tile, int warp, int lane) {
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      ldmatrix_x4(q_fragment[s], q_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(s, lane) * 8);
+    }
+  }
+
+  // 1. S = Q K^T (score_products, the arithmetic the fused backward repeats).
+  __device__ __forceinline__ void scores(float (&s)[kScoreBlocks][4], const T *, const T *k_tile, int lane) const {
+    score_products<T, D>(
+        s,
+        [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            a_even[i] = q_fragment[2 * p][i];
+            a_odd[i] = q_fragment[2 * p + 1][i];
+          }
+        },
+        k_tile, lane);
+  }
+
+  // 5. O += P V.
+  __device__ __forceinline__ static void accumulate_values(float (&o)[kOutBlocks][4],
+                                                           const uint32_t (&a)[kSparse ? 2 : 4][4], uint32_t metadata,
+                                                           const T *v_tile, int lane) {
+    if constexpr (kSparse) {
+#pragma unroll
+      for (int n = 0; n < kOutBlocks; ++n) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(0, lane) * kStride + v_sparse_fragment_unit(n) * 8);
+        mma_sp_m16n8k32<T, 0>(o[n], a[0], b, metadata);
+        ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(1, lane) * kStride + v_sparse_fragment_unit(n) * 8);
+        mma_sp_m16n8k32<T, 1>(o[n], a[1], b, metadata);
+      }
+    } else {
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+#pragma unroll
+        for (int n = 0; n < kOutBlocks / 2; ++n) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, v_tile + v_dense_fragment_row(ks, lane) * kStride + v_dense_fragment_unit(n, lane) * 8);
+          const uint32_t b_first[2] = {b[0], b[1]};
+          const uint32_t b_second[2] = {b[2], b[3]};
+          mma_m16n8k16<T>(o[2 * n], a[ks], b_first);
+          mma_m16n8k16<T>(o[2 * n + 1], a[ks], b_second);
+        }
+      }
+    }
+  }
+};
+
+// One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
+// start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq). Engine: the tile layout and
+// steps 1 and 5 (WarpMmaEngine above, WarpgroupMmaEngine in attention_fused_wgmma.cuh); the rest is this one code.
+template <typename T, int D, int Pattern, typename Engine>
 __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams &params, int64_t work, T *smem) {
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
-  constexpr int kStride = tile_stride(D);
-  constexpr int kTileElements = kTileKeys * kStride;
-  constexpr int kKSteps = D / 16;    // k-steps of QK^T
+  constexpr int kTileElements = Engine::kTileElements;
   constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
+  using Layout = typename Engine::Layout;
   static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
 
   const AttentionShape &shape = params.shape;
@@ -134,17 +210,13 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     T *q_tile = smem;
     T *k_tile = smem + kTileElements;
     T *v_tile = smem + 2 * kTileElements;
-    load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
-    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{});
+    load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
+    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
     cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
+    Engine::tiles_arrived();
 
-    uint32_t q_fragment[kKSteps][4];
-#pragma unroll
-    for (int s = 0; s < kKSteps; ++s) {
-      ldmatrix_x4(q_fragment[s], q_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(s, lane) * 8);
-    }
+    Engine engine;
+    engine.prepare(q_tile, warp, lane);
     // Steps that end at or before warp_key_end need no mask: every row of the warp sees all their keys.
     const int64_t warp_key_end = __reduce_min_sync(
         0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
@@ -154,21 +226,14 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
       // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run.
-      load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{});
+      load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
       cp_async_commit();
 
       // 1-3. S = Q K^T, scale and masks, the N:M choice (attention_fused_step.cuh); then the step's row maxima.
       ScoredStep scored;
-      score_step<T, D, Pattern>(
-          scored,
-          [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              a_even[i] = q_fragment[2 * p][i];
-              a_odd[i] = q_fragment[2 * p + 1][i];
-            }
-          },
-          k_tile, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key, lane_key, lane);
+      engine.scores(scored.s, q_tile, k_tile, lane);
+      choose_kept_scores<Pattern>(scored, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
+                                  lane_key, lane);
       float step_max[2] = {-INFINITY, -INFINITY};
       if constexpr (kSparse) {
 #pragma unroll
@@ -226,41 +291,17 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       }
 
       // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
-      cp_async_wait<0>();
-      __syncthreads();
+      Engine::tiles_arrived();
       if (step + 1 < key_steps) {
-        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{});
+        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
       }
       cp_async_commit();
 
       // 5. O += P V.
-      if constexpr (kSparse) {
-#pragma unroll
-        for (int n = 0; n < kOutBlocks; ++n) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(0, lane) * kStride + v_sparse_fragment_unit(n) * 8);
-          mma_sp_m16n8k32<T, 0>(o[n], a[0], b, metadata);
-          ldmatrix_x4_trans(b, v_tile + v_sparse_fragment_row(1, lane) * kStride + v_sparse_fragment_unit(n) * 8);
-          mma_sp_m16n8k32<T, 1>(o[n], a[1], b, metadata);
-        }
-      } else {
-#pragma unroll
-        for (int ks = 0; ks < 4; ++ks) {
-#pragma unroll
-          for (int n = 0; n < kOutBlocks / 2; ++n) {
-            uint32_t b[4];
-            ldmatrix_x4_trans(b, v_tile + v_dense_fragment_row(ks, lane) * kStride + v_dense_fragment_unit(n, lane) * 8);
-            const uint32_t b_first[2] = {b[0], b[1]};
-            const uint32_t b_second[2] = {b[2], b[3]};
-            mma_m16n8k16<T>(o[2 * n], a[ks], b_first);
-            mma_m16n8k16<T>(o[2 * n + 1], a[ks], b_second);
-          }
-        }
-      }
+      Engine::accumulate_values(o, a, metadata, v_tile, lane);
 
       // K(step + 1) has arrived, and no warp reads V(step) any more.
-      cp_async_wait<0>();
-      __syncthreads();
+      Engine::tiles_arrived();
     }
   }
 
@@ -285,9 +326,10 @@ __global__ void __launch_bounds__(kThreads, fused_min_blocks(D, Pattern))
   // Tensor-core code exists for sm_80 and later only; the dispatch never launches this kernel on older devices.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  T *smem = reinterpret_cast<T *>(shared_bytes);
+  using Engine = WarpMmaEngine<T, D, Pattern>;
+  T *smem = Engine::tiles(shared_bytes);
   for (int64_t work = blockIdx.x; work < params.work_items; work += gridDim.x) {
-    attention_fused_block<T, D, Pattern>(params, work, smem);
+    attention_fused_block<T, D, Pattern, Engine>(params, work, smem);
     __syncthreads();  // the next work item rewrites the tiles
   }
 #else

@@ -49,16 +49,26 @@ __device__ __forceinline__ void for_each_tile_unit(Move &&move) {
   }
 }
 
-// Copies 64 rows of D elements into a shared-memory tile (row stride tile_stride(D)): tile row p receives source
-// row first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
-template <typename T, int D, typename RowOf>
+// Where 16-byte unit `unit` of tile row p sits in a tile: rows of tile_stride(D) elements, read by ldmatrix (the
+// warp-level kernels).
+template <int D>
+struct PaddedTile {
+  template <typename T>
+  __device__ __forceinline__ T *operator()(T *tile, int p, int unit) const {
+    return tile + p * tile_stride(D) + unit * 8;
+  }
+};
+
+// Copies 64 rows of D elements into a shared-memory tile laid out by `layout`: tile row p receives source row
+// first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
+template <typename T, int D, typename RowOf, typename Layout = PaddedTile<D>>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
-                                          RowOf row_of) {
+                                          RowOf row_of, Layout layout = Layout{}) {
   for_each_tile_unit<D>([&](int p, int unit) {
     const int64_t row = first + row_of(p);
     const bool outside = row >= limit;
     // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
-    cp_async_16(tile + p * tile_stride(D) + unit * 8, source + (outside ? 0 : row) * row_stride + unit * 8, outside);
+    cp_async_16(layout(tile, p, unit), source + (outside ? 0 : row) * row_stride + unit * 8, outside);
   });
 }
 
@@ -142,23 +152,17 @@ struct ScoredStep {
   uint32_t metadata;
 };
 
-// Steps 1-3 of one key step for the warp's 16 query rows against the 64 keys of k_tile (rows permuted by
-// key_of_row<Pattern>, tile_stride(D)). q_fragments(p, a_even, a_odd) gives the Q fragments (A operand of QK^T) of
-// k-steps 2p and 2p + 1 (columns 32p .. 32p + 31) of the warp's rows. key_end[r]: the keys row r sees (mask.h),
-// step_key the step's first key; `masked`: some row of the warp sees only part of the step (otherwise the masks are
-// skipped, since they would change nothing). lane_key = key_of_score<Pattern>(0, 0, quad).
-// Every score element is the same chain of mma: zero, then k-steps 0, 1, ..., D / 16 - 1 in order, then the scale.
-template <typename T, int D, int Pattern, typename QFragments>
-__device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_fragments, const T *k_tile, float scale,
-                                           bool masked, const int64_t (&key_end)[2], int64_t step_key, int lane_key,
-                                           int lane) {
+// Step 1 of a key step on warp-level tensor cores: s[j] = the warp's 16 query rows times the 8 keys of score block j
+// (tile rows 8j .. 8j + 7 of k_tile, rows permuted by key_of_row<Pattern>, tile_stride(D)). q_fragments(p, a_even,
+// a_odd) gives the Q fragments (A operand of QK^T) of k-steps 2p and 2p + 1 (columns 32p .. 32p + 31) of the warp's
+// rows. Every score element is the same chain of mma: zero, then k-steps 0, 1, ..., D / 16 - 1 in order.
+template <typename T, int D, typename QFragments>
+__device__ __forceinline__ void score_products(float (&s)[kScoreBlocks][4], QFragments &&q_fragments, const T *k_tile,
+                                               int lane) {
   static_assert(D % 32 == 0, "K fragments are loaded 32 columns at a time");
   constexpr int kStride = tile_stride(D);
-  const int quad = lane % 4;
-
-  // 1. S = Q K^T: score block j holds columns 8j .. 8j + 7 of the tile's rows.
 #pragma unroll
-  for (int j = 0; j < kScoreBlocks; ++j) step.s[j][0] = step.s[j][1] = step.s[j][2] = step.s[j][3] = 0.0f;
+  for (int j = 0; j < kScoreBlocks; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
   for (int p = 0; p < D / 32; ++p) {
     uint32_t a_even[4], a_odd[4];
@@ -169,15 +173,22 @@ __device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_frag
       ldmatrix_x4(b, k_tile + k_fragment_row(j, lane) * kStride + k_fragment_unit(p, lane) * 8);
       const uint32_t b_even[2] = {b[0], b[1]};
       const uint32_t b_odd[2] = {b[2], b[3]};
-      mma_m16n8k16<T>(step.s[j], a_even, b_even);
-      mma_m16n8k16<T>(step.s[j], a_odd, b_odd);
+      mma_m16n8k16<T>(s[j], a_even, b_even);
+      mma_m16n8k16<T>(s[j], a_odd, b_odd);
     }
   }
+}
 
-  // 2. Scale and masks.
+// Steps 2-3 of a key step, after step.s holds the products: scale and masks, then the N:M choice (sparse patterns).
+// key_end[r]: the keys row r sees (mask.h), step_key the step's first key; `masked`: some row of the warp sees only
+// part of the step (otherwise the masks are skipped, since they would change nothing).
+// lane_key = key_of_score<Pattern>(0, 0, quad).
+template <int Pattern>
+__device__ __forceinline__ void choose_kept_scores(ScoredStep &step, float scale, bool masked,
+                                                   const int64_t (&key_end)[2], int64_t step_key, int lane_key,
+                                                   int lane) {
+  const int quad = lane % 4;
   scale_and_mask<Pattern>(step.s, scale, masked, key_end, step_key, lane_key);
-
-  // 3. The N:M choice (sparse patterns).
   if constexpr (Pattern != DFSS_PATTERN_DENSE) {
     uint32_t shares[2][2];
 #pragma unroll
@@ -198,6 +209,16 @@ __device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_frag
   } else {
     step.metadata = 0;
   }
+}
+
+// Steps 1-3 of one key step for the warp's 16 query rows against the 64 keys of k_tile: score_products, then
+// choose_kept_scores (see both).
+template <typename T, int D, int Pattern, typename QFragments>
+__device__ __forceinline__ void score_step(ScoredStep &step, QFragments &&q_fragments, const T *k_tile, float scale,
+                                           bool masked, const int64_t (&key_end)[2], int64_t step_key, int lane_key,
+                                           int lane) {
+  score_products<T, D>(step.s, q_fragments, k_tile, lane);
+  choose_kept_scores<Pattern>(step, scale, masked, key_end, step_key, lane_key, lane);
 }
 
 }  // namespace fused

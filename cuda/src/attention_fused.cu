@@ -9,11 +9,16 @@
 //     are stored together);
 // and declines every other call, which the reference kernel then runs. The fused backward
 // (attention_backward_fused.cu) takes its calls by the same test (choose_fused_forward).
+// Of the calls it takes, those of float16 / bfloat16 with head_dim 64 or 128 on an sm_90 device run the Hopper
+// kernels (wgmma, attention_fused_wgmma.cuh) where the library holds their sm_90a image, unless the environment
+// variable DFSS_FUSED_WGMMA is 0; the others run the warp-level kernels (mma.sync, attention_fused_kernel.cuh).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "attention_fused_launch.cuh"
 #include "launch.h"
@@ -46,6 +51,25 @@ FusedKernels kernels_of(dfss_dtype dtype, int64_t head_dim) {
   }
 }
 
+FusedKernels wgmma_kernels_of(dfss_dtype dtype, int64_t head_dim) {
+  const bool half = dtype == DFSS_DTYPE_FLOAT16;
+  if (head_dim == 64) {
+    return half ? fused::fused_attention_wgmma_kernels<__half, 64>()
+                : fused::fused_attention_wgmma_kernels<__nv_bfloat16, 64>();
+  }
+  return half ? fused::fused_attention_wgmma_kernels<__half, 128>()
+              : fused::fused_attention_wgmma_kernels<__nv_bfloat16, 128>();
+}
+
+// DFSS_FUSED_WGMMA=0 keeps the Hopper kernels off (read once): the warp-level kernels run instead, for comparison.
+bool wgmma_allowed() {
+  static const bool allowed = [] {
+    const char *value = std::getenv("DFSS_FUSED_WGMMA");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return allowed;
+}
+
 FusedKernel kernel_of(const FusedKernels &kernels, const CompressedLayout &layout) {
   if (is_dense(layout)) return kernels.dense;
   return layout.m == 2 ? kernels.one_of_two : kernels.two_of_four;
@@ -73,8 +97,18 @@ bool choose_fused_forward(const AttentionShape &shape, const void *q, const void
     clear_stale_cuda_error();
     return false;
   }
-  const FusedKernel kernel = kernel_of(kernels_of(shape.dtype, shape.head_dim), shape.layout);
   const int head_dim = static_cast<int>(shape.head_dim);
+#if defined(DFSS_BUILT_SM90A)
+  if (!float32 && fused_wgmma_head_dim_supported(head_dim) && wgmma_allowed()) {
+    const FusedKernel kernel = kernel_of(wgmma_kernels_of(shape.dtype, head_dim), shape.layout);
+    const size_t shared_bytes = fused_wgmma_shared_bytes(head_dim, static_cast<size_t>(element_bytes));
+    if (tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), device, shared_bytes, 90)) {
+      *choice = FusedChoice{kernel, shared_bytes, device};
+      return true;
+    }
+  }
+#endif
+  const FusedKernel kernel = kernel_of(kernels_of(shape.dtype, shape.head_dim), shape.layout);
   const size_t shared_bytes = float32 ? fused_f32_shared_bytes(head_dim)
                                       : fused_shared_bytes(head_dim, static_cast<size_t>(element_bytes));
   if (!tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), device, shared_bytes)) return false;

@@ -32,7 +32,7 @@ dfss_status check_launch(const char *kernel) { return check_cuda(cudaGetLastErro
 
 void clear_stale_cuda_error() { (void)cudaGetLastError(); }
 
-bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes) {
+bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes, int min_arch) {
   static std::mutex mutex;
   static std::map<std::pair<const void *, int>, bool> ready;
   const std::lock_guard<std::mutex> lock(mutex);
@@ -44,10 +44,12 @@ bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_sha
   cudaFuncAttributes attributes{};
   int shared_limit = 0;
   int major = 0;
+  int minor = 0;
   if (cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess &&
       cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess) {
-    usable = major >= 8 && attributes.binaryVersion >= 80 &&
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess) {
+    usable = 10 * major + minor >= min_arch && attributes.binaryVersion >= min_arch &&
              attributes.sharedSizeBytes + dynamic_shared_bytes <= static_cast<size_t>(shared_limit);
   }
   if (!usable) clear_stale_cuda_error();

@@ -23,10 +23,11 @@ dfss_status check_launch(const char *kernel);
 void clear_stale_cuda_error();
 
 // Whether `kernel`, a tensor-core kernel, can run on `device` with `dynamic_shared_bytes` of dynamic shared memory:
-// the device is sm_80 or later, the kernel has an image for it built for sm_80 or later (an sm_75 image of a
-// tensor-core kernel has an empty body), and the device grants a block that much shared memory. Asked of the driver
-// once per kernel and device (a kernel's need is fixed); a missing image is an answer, not an error of the call.
-bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes);
+// the device is sm_<min_arch> or later, the kernel has an image for it built for sm_<min_arch> or later (an sm_75
+// image of a tensor-core kernel has an empty body), and the device grants a block that much shared memory. Asked of
+// the driver once per kernel and device (a kernel's need is fixed); a missing image is an answer, not an error of
+// the call.
+bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_shared_bytes, int min_arch = 80);
 
 // Lets `kernel` take `shared_bytes` of dynamic shared memory: above the default 48 KiB a kernel must ask for it,
 // before every launch (a device reset forgets it).

@@ -1,0 +1,10 @@
+// The Hopper fused forward kernels for bfloat16 inputs with head dimension 128 (dense, 1:2 and 2:4).
+#include "attention_fused_wgmma.cuh"
+
+namespace dfss {
+namespace fused {
+
+template FusedKernels fused_attention_wgmma_kernels<__nv_bfloat16, 128>();
+
+}  // namespace fused
+}  // namespace dfss

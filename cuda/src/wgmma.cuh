@@ -1,0 +1,198 @@
+// Thin wrappers of Hopper's warpgroup-level tensor-core instructions (wgmma, PTX ISA "Asynchronous Warpgroup Level
+// Matrix Multiply-Accumulate Instructions"), sm_90a only: the shared-memory matrix descriptor, the fences, and the
+// three products the Hopper fused forward issues (fp16 / bf16 in, fp32 accumulators):
+//   - scores:  D[64 x 64]  (+)= A[64 x 16] B[16 x 64], A and B from shared memory, both K-major;
+//   - dense P.V:  D[64 x N] += A[64 x 16] B[16 x N], A from registers, B from shared memory N-major;
+//   - sparse P.V: D[64 x N] += A[64 x 32] B[32 x N], A 2:4 sparse from registers (16 kept columns a row) with its
+//     metadata register and sparsity selector, B as above.
+// A warpgroup is 4 consecutive warps; warp w of it owns accumulator rows 16w .. 16w + 15, laid out as 8-column
+// m16n8 accumulators: d[n][0..3] = (group, 8n + 2 quad, + 1), (group + 8, 8n + 2 quad, + 1), with group = lane / 4
+// and quad = lane % 4. The register A operands have the layout of mma.sync m16n8k16 A (dense) and of
+// mma.sp m16n8k32 A with its metadata (sparse) per warp, so the warp-level fragments of mma.cuh carry over.
+// Every wrapper is a trap outside sm_90a: the kernels that use them are compiled out there.
+#pragma once
+
+#include <cstdint>
+
+#include "mma.cuh"
+
+namespace dfss {
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DFSS_WGMMA_AVAILABLE 1
+#else
+#define DFSS_WGMMA_AVAILABLE 0
+#endif
+
+// The descriptor of a matrix in shared memory in the 128-byte swizzle layout: rows of 64 16-bit elements (128 bytes),
+// 8-row atoms of 1024 bytes, the 16-byte unit u of row r stored at unit u ^ (r % 8) (swizzled_tile_offset). The
+// matrix starts at `start` (its atom 1024-byte aligned, plus a multiple of 32 bytes along K for a K-major operand).
+//   stride_bytes: from one group of 8 rows to the next (1024 here);
+//   leading_bytes: K-major: unused; N-major: from one 64-column panel to the next.
+__device__ __forceinline__ uint64_t swizzled_descriptor(const void *start, uint32_t leading_bytes,
+                                                        uint32_t stride_bytes) {
+  const uint64_t address = shared_address(start);
+  return ((address & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFFu) << 16) |
+         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFFu) << 32) | (uint64_t{1} << 62);  // 1: 128-byte swizzle
+}
+
+// Orders this thread's earlier register writes (accumulators, A fragments) before the warpgroup's next wgmma.
+__device__ __forceinline__ void wgmma_fence() {
+#if DFSS_WGMMA_AVAILABLE
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// Closes the group of the wgmma issued since the last commit.
+__device__ __forceinline__ void wgmma_commit() {
+#if DFSS_WGMMA_AVAILABLE
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most `Pending` committed wgmma groups of the warpgroup are in flight.
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+#if DFSS_WGMMA_AVAILABLE
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+#endif
+}
+
+// Shared memory written through the generic proxy (plain stores, cp.async) becomes visible to the wgmma that read it
+// after this fence in each writing thread, then a barrier.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+#if DFSS_WGMMA_AVAILABLE
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// Keeps the compiler from moving reads or writes of accumulators across a wgmma and its wait.
+template <int Blocks>
+__device__ __forceinline__ void fence_accumulators(float (&d)[Blocks][4]) {
+#pragma unroll
+  for (int n = 0; n < Blocks; ++n) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+f"(d[n][i])::"memory");
+  }
+}
+
+#define DFSS_WGMMA_BLOCK(n) "+f"(d[n][0]), "+f"(d[n][1]), "+f"(d[n][2]), "+f"(d[n][3])
+#define DFSS_WGMMA_ACC64                                                                                        \
+  DFSS_WGMMA_BLOCK(0), DFSS_WGMMA_BLOCK(1), DFSS_WGMMA_BLOCK(2), DFSS_WGMMA_BLOCK(3), DFSS_WGMMA_BLOCK(4),      \
+      DFSS_WGMMA_BLOCK(5), DFSS_WGMMA_BLOCK(6), DFSS_WGMMA_BLOCK(7)
+#define DFSS_WGMMA_ACC128                                                                                       \
+  DFSS_WGMMA_ACC64, DFSS_WGMMA_BLOCK(8), DFSS_WGMMA_BLOCK(9), DFSS_WGMMA_BLOCK(10), DFSS_WGMMA_BLOCK(11),       \
+      DFSS_WGMMA_BLOCK(12), DFSS_WGMMA_BLOCK(13), DFSS_WGMMA_BLOCK(14), DFSS_WGMMA_BLOCK(15)
+#define DFSS_WGMMA_D64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DFSS_WGMMA_D128 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d (+)= A B with m64n64k16: A (64 x 16) at descriptor a, B (16 x 64, stored as 64 rows of K) at descriptor b, both
+// K-major; `accumulate` false overwrites d.
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
+#if DFSS_WGMMA_AVAILABLE
+  if constexpr (MmaElement<T>::is_bf16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DFSS_WGMMA_D64 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : DFSS_WGMMA_ACC64
+        : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " DFSS_WGMMA_D64 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : DFSS_WGMMA_ACC64
+        : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+  }
+#else
+  (void)d, (void)a, (void)b, (void)accumulate;
+  __trap();
+#endif
+}
+
+
+// d += A B with m64nNk16 (N = 64 or 128): A (64 x 16) in registers (per warp the mma.sync m16n8k16 A fragment of its
+// 16 rows), B (16 x N) at descriptor b, N-major (rows of N contiguous elements).
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_m64nNk16_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
+  static_assert(N == 64 || N == 128, "wgmma P.V: N = 64 or 128");
+#if DFSS_WGMMA_AVAILABLE
+  if constexpr (N == 64) {
+    if constexpr (MmaElement<T>::is_bf16) {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC64
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    } else {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC64
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    }
+  } else {
+    if constexpr (MmaElement<T>::is_bf16) {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC128
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    } else {
+        asm volatile(
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC128
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+    }
+  }
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+
+
+// d += A B with m64nNk32, A 2:4 sparse: a holds the kept values (per warp the mma.sp m16n8k32 A fragment of its 16
+// rows), `metadata` their in-group indices in the mma.sp layout (quad lanes 2 Selector and 2 Selector + 1 supply
+// them); B (32 x N) at descriptor b, N-major.
+template <typename T, int N, int Selector>
+__device__ __forceinline__ void wgmma_sp_m64nNk32_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b,
+                                                     uint32_t metadata) {
+  static_assert(N == 64 || N == 128, "wgmma P.V: N = 64 or 128");
+  static_assert(Selector == 0 || Selector == 1, "sparsity selector of m64nNk32: 0 or 1");
+#if DFSS_WGMMA_AVAILABLE
+  if constexpr (N == 64) {
+    if constexpr (MmaElement<T>::is_bf16) {
+        asm volatile(
+            "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.bf16.bf16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, %37, %38, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC64
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
+    } else {
+        asm volatile(
+            "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.f16.f16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, %37, %38, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC64
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
+    }
+  } else {
+    if constexpr (MmaElement<T>::is_bf16) {
+        asm volatile(
+            "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, %69, %70, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC128
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
+    } else {
+        asm volatile(
+            "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.f16.f16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, %69, %70, 1, 1, 1, 1;\n"
+            : DFSS_WGMMA_ACC128
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
+    }
+  }
+#else
+  (void)d, (void)a, (void)b, (void)metadata;
+  __trap();
+#endif
+}
+
+#undef DFSS_WGMMA_BLOCK
+#undef DFSS_WGMMA_ACC64
+#undef DFSS_WGMMA_ACC128
+#undef DFSS_WGMMA_D64
+#undef DFSS_WGMMA_D128
+
+}  // namespace dfss

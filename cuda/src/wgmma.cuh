@@ -83,26 +83,36 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[Blocks][4]) {
 #define DFSS_WGMMA_ACC128                                                                                       \
   DFSS_WGMMA_ACC64, DFSS_WGMMA_BLOCK(8), DFSS_WGMMA_BLOCK(9), DFSS_WGMMA_BLOCK(10), DFSS_WGMMA_BLOCK(11),       \
       DFSS_WGMMA_BLOCK(12), DFSS_WGMMA_BLOCK(13), DFSS_WGMMA_BLOCK(14), DFSS_WGMMA_BLOCK(15)
-#define DFSS_WGMMA_D64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
-#define DFSS_WGMMA_D128 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+// The accumulator operands %0 .. %(N / 2 - 1), then those after them: A's four registers and B's descriptor.
+#define DFSS_WGMMA_D64 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DFSS_WGMMA_D128 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define DFSS_WGMMA_AB64 "{%32, %33, %34, %35}, %36"
+#define DFSS_WGMMA_AB128 "{%64, %65, %66, %67}, %68"
+#define DFSS_WGMMA_META64 "%37, %38"
+#define DFSS_WGMMA_META128 "%69, %70"
 
 // d (+)= A B with m64n64k16: A (64 x 16) at descriptor a, B (16 x 64, stored as 64 rows of K) at descriptor b, both
 // K-major; `accumulate` false overwrites d.
+#define DFSS_WGMMA_SS(TYPE)                                                                                    \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                     \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D64                    \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                                 \
+               : DFSS_WGMMA_ACC64                                                                              \
+               : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)))
+
 template <typename T>
 __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
 #if DFSS_WGMMA_AVAILABLE
   if constexpr (MmaElement<T>::is_bf16) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DFSS_WGMMA_D64 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : DFSS_WGMMA_ACC64
-        : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+    DFSS_WGMMA_SS("bf16");
   } else {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " DFSS_WGMMA_D64 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : DFSS_WGMMA_ACC64
-        : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)));
+    DFSS_WGMMA_SS("f16");
   }
 #else
   (void)d, (void)a, (void)b, (void)accumulate;
@@ -110,37 +120,27 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a,
 #endif
 }
 
-
 // d += A B with m64nNk16 (N = 64 or 128): A (64 x 16) in registers (per warp the mma.sync m16n8k16 A fragment of its
 // 16 rows), B (16 x N) at descriptor b, N-major (rows of N contiguous elements).
+#define DFSS_WGMMA_RS(N, TYPE)                                                                                 \
+  asm volatile("wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D##N ", "           \
+               DFSS_WGMMA_AB##N ", 1, 1, 1, 1;\n"                                                               \
+               : DFSS_WGMMA_ACC##N                                                                             \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b))
+
 template <typename T, int N>
 __device__ __forceinline__ void wgmma_m64nNk16_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
   static_assert(N == 64 || N == 128, "wgmma P.V: N = 64 or 128");
 #if DFSS_WGMMA_AVAILABLE
-  if constexpr (N == 64) {
-    if constexpr (MmaElement<T>::is_bf16) {
-        asm volatile(
-            "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC64
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-    } else {
-        asm volatile(
-            "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC64
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-    }
+  constexpr bool bf16 = MmaElement<T>::is_bf16;
+  if constexpr (N == 64 && bf16) {
+    DFSS_WGMMA_RS(64, "bf16");
+  } else if constexpr (N == 64) {
+    DFSS_WGMMA_RS(64, "f16");
+  } else if constexpr (bf16) {
+    DFSS_WGMMA_RS(128, "bf16");
   } else {
-    if constexpr (MmaElement<T>::is_bf16) {
-        asm volatile(
-            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC128
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-    } else {
-        asm volatile(
-            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC128
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-    }
+    DFSS_WGMMA_RS(128, "f16");
   }
 #else
   (void)d, (void)a, (void)b;
@@ -148,40 +148,30 @@ __device__ __forceinline__ void wgmma_m64nNk16_rs(float (&d)[N / 8][4], const ui
 #endif
 }
 
-
 // d += A B with m64nNk32, A 2:4 sparse: a holds the kept values (per warp the mma.sp m16n8k32 A fragment of its 16
 // rows), `metadata` their in-group indices in the mma.sp layout (quad lanes 2 Selector and 2 Selector + 1 supply
 // them); B (32 x N) at descriptor b, N-major.
+#define DFSS_WGMMA_SP(N, TYPE)                                                                                 \
+  asm volatile("wgmma.mma_async.sp.sync.aligned.m64n" #N "k32.f32." TYPE "." TYPE " " DFSS_WGMMA_D##N ", "        \
+               DFSS_WGMMA_AB##N ", " DFSS_WGMMA_META##N ", 1, 1, 1, 1;\n"                                      \
+               : DFSS_WGMMA_ACC##N                                                                             \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector))
+
 template <typename T, int N, int Selector>
 __device__ __forceinline__ void wgmma_sp_m64nNk32_rs(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b,
                                                      uint32_t metadata) {
   static_assert(N == 64 || N == 128, "wgmma P.V: N = 64 or 128");
   static_assert(Selector == 0 || Selector == 1, "sparsity selector of m64nNk32: 0 or 1");
 #if DFSS_WGMMA_AVAILABLE
-  if constexpr (N == 64) {
-    if constexpr (MmaElement<T>::is_bf16) {
-        asm volatile(
-            "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.bf16.bf16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, %37, %38, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC64
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
-    } else {
-        asm volatile(
-            "wgmma.mma_async.sp.sync.aligned.m64n64k32.f32.f16.f16 " DFSS_WGMMA_D64 ", {%32, %33, %34, %35}, %36, %37, %38, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC64
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
-    }
+  constexpr bool bf16 = MmaElement<T>::is_bf16;
+  if constexpr (N == 64 && bf16) {
+    DFSS_WGMMA_SP(64, "bf16");
+  } else if constexpr (N == 64) {
+    DFSS_WGMMA_SP(64, "f16");
+  } else if constexpr (bf16) {
+    DFSS_WGMMA_SP(128, "bf16");
   } else {
-    if constexpr (MmaElement<T>::is_bf16) {
-        asm volatile(
-            "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.bf16.bf16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, %69, %70, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC128
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
-    } else {
-        asm volatile(
-            "wgmma.mma_async.sp.sync.aligned.m64n128k32.f32.f16.f16 " DFSS_WGMMA_D128 ", {%64, %65, %66, %67}, %68, %69, %70, 1, 1, 1, 1;\n"
-            : DFSS_WGMMA_ACC128
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(metadata), "n"(Selector));
-    }
+    DFSS_WGMMA_SP(128, "f16");
   }
 #else
   (void)d, (void)a, (void)b, (void)metadata;
@@ -194,5 +184,12 @@ __device__ __forceinline__ void wgmma_sp_m64nNk32_rs(float (&d)[N / 8][4], const
 #undef DFSS_WGMMA_ACC128
 #undef DFSS_WGMMA_D64
 #undef DFSS_WGMMA_D128
+#undef DFSS_WGMMA_AB64
+#undef DFSS_WGMMA_AB128
+#undef DFSS_WGMMA_META64
+#undef DFSS_WGMMA_META128
+#undef DFSS_WGMMA_SS
+#undef DFSS_WGMMA_RS
+#undef DFSS_WGMMA_SP
 
 }  // namespace dfss

@@ -60,10 +60,22 @@ struct PaddedTile {
 };
 
 // Copies 64 rows of D elements into a shared-memory tile laid out by `layout`: tile row p receives source row
-// first + row_of(p); rows at or past `limit` (the tensor's end) are zero-filled, never read. All threads call it.
-template <typename T, int D, typename RowOf, typename Layout = PaddedTile<D>>
+// first + row_of(p) (row_of permutes 0..63); rows at or past `limit` (the tensor's end) are zero-filled, never read.
+// All threads call it. With SkipBoundsOnWholeTiles, a tile that ends before `limit` (all but a tensor's last) skips
+// the per-row bounds tests and their 64-bit arithmetic (about 15 instructions per 16-byte copy); only the kernels
+// where that measured faster ask for it (WarpgroupMmaEngine).
+template <typename T, int D, bool SkipBoundsOnWholeTiles = false, typename RowOf, typename Layout = PaddedTile<D>>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of, Layout layout = Layout{}) {
+  if constexpr (SkipBoundsOnWholeTiles) {
+    if (first + kTileKeys <= limit) {
+      const T *rows = source + first * row_stride;
+      for_each_tile_unit<D>([&](int p, int unit) {
+        cp_async_16(layout(tile, p, unit), rows + row_of(p) * row_stride + unit * 8, false);
+      });
+      return;
+    }
+  }
   for_each_tile_unit<D>([&](int p, int unit) {
     const int64_t row = first + row_of(p);
     const bool outside = row >= limit;

@@ -5,9 +5,11 @@
 # `make bundle` here; logs go to $OUT (or /tmp/dfss-gpu-check) and a summary table is printed last.
 #
 #   bash scripts/gpu-host-check.sh [step ...]
-#     steps: tests c-abi memcheck racecheck autograd demo long (the default: all of these; memcheck and racecheck
-#            cover the forward and backward GPU tests; autograd is test/python/autograd_check.py; long is the
-#            N = 65,536 fused run), and the benchmarks of bench/README.md, each named when wanted:
+#     steps: tests c-abi memcheck racecheck autograd demo long (the default: all of these; tests runs every test,
+#            then the GPU kernel and backward tests again with DFSS_FUSED_WGMMA=0, so that on a Hopper host the
+#            sm_80 forward kernels are tested too (two sets of counts); memcheck and racecheck cover the forward and
+#            backward GPU tests; autograd is test/python/autograd_check.py; long is the N = 65,536 fused run), and
+#            the benchmarks of bench/README.md, each named when wanted:
 #       bench     bench/python/bench_attention.py (PyTorch side by side; flags in $DFSS_BENCH_ARGS, e.g. --quick);
 #                 writes bench.log, attention-bench.json and attention-bench.md
 #       overhead  the call overhead from TypeScript over C (bench/call-overhead.sh)
@@ -37,7 +39,8 @@ run_step() {
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$logs/gpu.txt" 2>&1
 for step in "${steps[@]}"; do
   case "$step" in
-    tests) run_step tests 900 "$bundle/run" test ;;
+    tests) run_step tests 900 bash -c "'$bundle/run' test &&
+      DFSS_FUSED_WGMMA=0 '$bundle/run' test gpu-kernels gpu-backward" ;;
     c-abi)
       run_step c-abi 120 bash -c "gcc -std=c99 -O1 -I'$root/cuda/include' '$root/cuda/test/test_abi.c' \
         -L'$bundle/lib' -ldfss -Wl,-rpath,'$bundle/lib' -lm -o /tmp/dfss_test_abi && /tmp/dfss_test_abi" ;;

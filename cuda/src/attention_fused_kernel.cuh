@@ -325,18 +325,23 @@ constexpr int fused_min_blocks(int head_dim, int pattern) {
   return 1;
 }
 
+// A fused forward kernel's body: the block takes work items blockIdx.x, + gridDim.x, ... (grids are capped).
+template <typename T, int D, int Pattern, typename Engine>
+__device__ __forceinline__ void run_fused_blocks(const FusedAttentionParams &params, unsigned char *shared_bytes) {
+  T *smem = Engine::tiles(shared_bytes);
+  for (int64_t work = blockIdx.x; work < params.work_items; work += gridDim.x) {
+    attention_fused_block<T, D, Pattern, Engine>(params, work, smem);
+    __syncthreads();  // the next work item rewrites the tiles
+  }
+}
+
 template <typename T, int D, int Pattern>
 __global__ void __launch_bounds__(kThreads, fused_min_blocks(D, Pattern))
     attention_fused_kernel(FusedAttentionParams params) {
   // Tensor-core code exists for sm_80 and later only; the dispatch never launches this kernel on older devices.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  using Engine = WarpMmaEngine<T, D, Pattern>;
-  T *smem = Engine::tiles(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.work_items; work += gridDim.x) {
-    attention_fused_block<T, D, Pattern, Engine>(params, work, smem);
-    __syncthreads();  // the next work item rewrites the tiles
-  }
+  run_fused_blocks<T, D, Pattern, WarpMmaEngine<T, D, Pattern>>(params, shared_bytes);
 #else
   (void)params;
 #endif

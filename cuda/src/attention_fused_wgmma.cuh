@@ -112,12 +112,7 @@ __global__ void __launch_bounds__(kThreads, fused_wgmma_min_blocks(D))
   // wgmma exists on sm_90a only; the dispatch launches this kernel only where that image runs.
 #if DFSS_WGMMA_AVAILABLE
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  using Engine = WarpgroupMmaEngine<T, D, Pattern>;
-  T *smem = Engine::tiles(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.work_items; work += gridDim.x) {
-    attention_fused_block<T, D, Pattern, Engine>(params, work, smem);
-    __syncthreads();  // the next work item rewrites the tiles
-  }
+  run_fused_blocks<T, D, Pattern, WarpgroupMmaEngine<T, D, Pattern>>(params, shared_bytes);
 #else
   (void)params;
   __trap();

@@ -9,7 +9,7 @@
 // m16n8 accumulators: d[n][0..3] = (group, 8n + 2 quad, + 1), (group + 8, 8n + 2 quad, + 1), with group = lane / 4
 // and quad = lane % 4. The register A operands have the layout of mma.sync m16n8k16 A (dense) and of
 // mma.sp m16n8k32 A with its metadata (sparse) per warp, so the warp-level fragments of mma.cuh carry over.
-// Every wrapper is a trap outside sm_90a: the kernels that use them are compiled out there.
+// Outside sm_90a the products trap and the fences do nothing: the kernels that use them are compiled out there.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +25,9 @@ namespace dfss {
 #endif
 
 // The descriptor of a matrix in shared memory in the 128-byte swizzle layout: rows of 64 16-bit elements (128 bytes),
-// 8-row atoms of 1024 bytes, the 16-byte unit u of row r stored at unit u ^ (r % 8) (swizzled_tile_offset). The
-// matrix starts at `start` (its atom 1024-byte aligned, plus a multiple of 32 bytes along K for a K-major operand).
+// 8-row atoms of 1024 bytes, the 16-byte unit u of row r stored at unit u ^ (r % 8) (SwizzledTile,
+// attention_fused_wgmma.cuh). The matrix starts at `start` (its atom 1024-byte aligned, plus a multiple of 32 bytes
+// along K for a K-major operand).
 //   stride_bytes: from one group of 8 rows to the next (1024 here);
 //   leading_bytes: K-major: unused; N-major: from one 64-column panel to the next.
 __device__ __forceinline__ uint64_t swizzled_descriptor(const void *start, uint32_t leading_bytes,

@@ -2,7 +2,8 @@
 // (attention_backward_fused_kernel.cuh) share: the tile loads, and steps 1-3 of one key step of a warp (its 16 query
 // rows against 64 keys): S = Q K^T on tensor cores, scale and masks, the N:M choice. Both passes run these very
 // functions, with the same fragments and the same mma sequence per score element, so the backward's scores are the
-// forward's bits and its choice is the forward's choice.
+// forward's bits and its choice is the forward's choice. (On sm_90a the forward's S comes from wgmma instead,
+// attention_fused_wgmma.cuh; its bits are the same, which the GPU tests check with near ties.)
 #pragma once
 
 #include <cuda_bf16.h>

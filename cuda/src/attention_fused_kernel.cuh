@@ -110,7 +110,6 @@ struct WarpMmaEngine {
   static constexpr int kKSteps = D / 16;    // k-steps of QK^T
   static constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
   using Layout = PaddedTile<D>;
-  static constexpr bool kSkipBoundsOnWholeTiles = false;  // load_tile: not measured on these kernels
 
   uint32_t q_fragment[kKSteps][4];
 
@@ -186,7 +185,6 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
   constexpr int kTileElements = Engine::kTileElements;
   constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
   using Layout = typename Engine::Layout;
-  constexpr bool kSkipBounds = Engine::kSkipBoundsOnWholeTiles;
   static_assert(kBlockRows == kTileKeys, "the Q tile and the K / V tiles share the tile size");
 
   const AttentionShape &shape = params.shape;
@@ -214,8 +212,8 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     T *q_tile = smem;
     T *k_tile = smem + kTileElements;
     T *v_tile = smem + 2 * kTileElements;
-    load_tile<T, D, kSkipBounds>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
-    load_tile<T, D, kSkipBounds>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+    load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
+    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
     cp_async_commit();
     Engine::tiles_arrived();
 
@@ -230,7 +228,7 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
       // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run.
-      load_tile<T, D, kSkipBounds>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
+      load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
       cp_async_commit();
 
       // 1-3. S = Q K^T, scale and masks, the N:M choice (attention_fused_step.cuh); then the step's row maxima.
@@ -297,8 +295,7 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
       Engine::tiles_arrived();
       if (step + 1 < key_steps) {
-        load_tile<T, D, kSkipBounds>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{},
-                                     Layout{});
+        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
       }
       cp_async_commit();
 

@@ -60,38 +60,81 @@ struct PaddedTile {
   }
 };
 
+// The row orders of a tile: tile row p receives source row first + row_of(p).
+struct NaturalRow {
+  DFSS_HOST_DEVICE constexpr int operator()(int p) const { return p; }
+};
+template <int Pattern>
+struct KeyRow {
+  DFSS_HOST_DEVICE constexpr int operator()(int p) const { return key_of_row<Pattern>(p); }
+};
+
+// Whole tiles are copied by each thread from one source pointer plus constant row offsets when the block's threads
+// cover whole rows per pass (kRowsPerPass rows, a power of two: thread t moves unit t % (D / 8) of rows t / (D / 8)
+// + pass kRowsPerPass) and the row order splits over those bits: row_of(p0 + pass kRowsPerPass) = row_of(p0) +
+// row_of(pass kRowsPerPass) for p0 < kRowsPerPass. Both orders above do (the key permutation reorders bits within
+// 16-row blocks, and kRowsPerPass is 8 or more). Other head dims (D = 96) keep the per-copy row arithmetic.
+template <int D>
+DFSS_HOST_DEVICE constexpr int rows_per_pass() {
+  return kThreads % (D / 8) == 0 ? kThreads / (D / 8) : 0;
+}
+template <int D, typename RowOf>
+DFSS_HOST_DEVICE constexpr bool copies_by_row_offsets() {
+  constexpr int kRows = rows_per_pass<D>();
+  bool additive = kRows > 0 && (kRows & (kRows - 1)) == 0;
+  for (int p0 = 0; additive && p0 < kRows; ++p0) {
+    for (int first = 0; additive && first < kTileKeys; first += kRows) {
+      additive = RowOf{}(p0 + first) == RowOf{}(p0) + RowOf{}(first);
+    }
+  }
+  return additive;
+}
+
 // Copies 64 rows of D elements into a shared-memory tile laid out by `layout`: tile row p receives source row
 // first + row_of(p) (row_of permutes 0..63); rows at or past `limit` (the tensor's end) are zero-filled, never read.
-// All threads call it. With SkipBoundsOnWholeTiles, a tile that ends before `limit` (all but a tensor's last) skips
-// the per-row bounds tests and their 64-bit arithmetic (about 15 instructions per 16-byte copy); only the kernels
-// where that measured faster ask for it (WarpgroupMmaEngine).
-template <typename T, int D, bool SkipBoundsOnWholeTiles = false, typename RowOf, typename Layout = PaddedTile<D>>
+// All threads call it. A tile that ends before `limit` (all but a tensor's last) skips the per-row bounds tests, and
+// its copies are one add each (copies_by_row_offsets), where the per-row 64-bit arithmetic took about ten
+// instructions (the SASS, bench/NOTES.md v4b and v5).
+template <typename T, int D, typename RowOf, typename Layout = PaddedTile<D>>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of, Layout layout = Layout{}) {
-  if constexpr (SkipBoundsOnWholeTiles) {
-    if (first + kTileKeys <= limit) {
+  const bool whole = first + kTileKeys <= limit;
+  if constexpr (copies_by_row_offsets<D, RowOf>()) {
+    constexpr int kRows = rows_per_pass<D>();
+    const int unit = static_cast<int>(threadIdx.x) % (D / 8);
+    const int p0 = static_cast<int>(threadIdx.x) / (D / 8);
+    const int64_t thread_first = first + row_of(p0);
+    if (whole) {
+      const T *from = source + thread_first * row_stride + unit * 8;
+#pragma unroll
+      for (int pass = 0; pass < kTileKeys / kRows; ++pass) {
+        cp_async_16(layout(tile, p0 + pass * kRows, unit), from + row_of(pass * kRows) * row_stride, false);
+      }
+    } else {
+#pragma unroll
+      for (int pass = 0; pass < kTileKeys / kRows; ++pass) {
+        const int64_t row = thread_first + row_of(pass * kRows);
+        const bool outside = row >= limit;
+        // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
+        cp_async_16(layout(tile, p0 + pass * kRows, unit), source + (outside ? 0 : row) * row_stride + unit * 8,
+                    outside);
+      }
+    }
+  } else {
+    if (whole) {
       const T *rows = source + first * row_stride;
       for_each_tile_unit<D>([&](int p, int unit) {
         cp_async_16(layout(tile, p, unit), rows + row_of(p) * row_stride + unit * 8, false);
       });
       return;
     }
+    for_each_tile_unit<D>([&](int p, int unit) {
+      const int64_t row = first + row_of(p);
+      const bool outside = row >= limit;
+      cp_async_16(layout(tile, p, unit), source + (outside ? 0 : row) * row_stride + unit * 8, outside);
+    });
   }
-  for_each_tile_unit<D>([&](int p, int unit) {
-    const int64_t row = first + row_of(p);
-    const bool outside = row >= limit;
-    // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
-    cp_async_16(layout(tile, p, unit), source + (outside ? 0 : row) * row_stride + unit * 8, outside);
-  });
 }
-
-struct NaturalRow {
-  __device__ __forceinline__ int operator()(int p) const { return p; }
-};
-template <int Pattern>
-struct KeyRow {
-  __device__ __forceinline__ int operator()(int p) const { return key_of_row<Pattern>(p); }
-};
 
 // Where a fused block's work item lies: query tile `work % query_tiles`, counted from the end (so that the longest
 // causal tiles start first), of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq); the thread's
@@ -135,21 +178,29 @@ __device__ __forceinline__ QueryTilePlace place_query_tile(const AttentionShape 
 template <int KeyOrder>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kScoreBlocks][4], float scale, bool masked,
                                                const int64_t (&key_end)[2], int64_t step_key, int lane_key) {
-  int key_limit[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t remaining = key_end[r] - step_key;
-    key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
-  }
 #pragma unroll
   for (int j = 0; j < kScoreBlocks; ++j) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
+    for (int i = 0; i < 4; ++i) s[j][i] *= scale;
+  }
+  if (masked) {
+    // A branch, not a select per score: the compiler otherwise applies the masks (a compare and a select per score)
+    // on every step, where only the steps at a row's last keys need them (the SASS, bench/NOTES.md v5).
+    asm volatile("" ::: "memory");
+    int key_limit[2];
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        float score = s[j][2 * r + e] * scale;
-        if (masked && key_of_score<KeyOrder>(j, e, 0) >= key_limit[r]) score = -INFINITY;
-        s[j][2 * r + e] = score;
+    for (int r = 0; r < 2; ++r) {
+      const int64_t remaining = key_end[r] - step_key;
+      key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
+    }
+#pragma unroll
+    for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (key_of_score<KeyOrder>(j, e, 0) >= key_limit[r]) s[j][2 * r + e] = -INFINITY;
+        }
       }
     }
   }

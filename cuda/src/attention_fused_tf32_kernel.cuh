@@ -34,7 +34,7 @@ namespace fused {
 // the sparse B fragments for 1:2.
 template <int Pattern>
 struct Tf32ValueRow {
-  __device__ __forceinline__ int operator()(int p) const {
+  DFSS_HOST_DEVICE constexpr int operator()(int p) const {
     if constexpr (Pattern == DFSS_PATTERN_1_2) {
       return tf32_sparse_v_key_of_row(p);
     } else {

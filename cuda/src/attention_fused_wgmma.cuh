@@ -42,9 +42,6 @@ struct WarpgroupMmaEngine {
   static constexpr uint32_t kPanelBytes = kTileKeys * 64 * sizeof(T);
   static constexpr uint32_t kAtomBytes = 8 * 64 * sizeof(T);  // 8 rows of 128 bytes
   using Layout = SwizzledTile;
-  // load_tile without bounds tests on whole tiles: 3-7 % faster here, except D = 64 dense, 15 % slower
-  // (bench/NOTES.md, v4b), which keeps the tested copies.
-  static constexpr bool kSkipBoundsOnWholeTiles = !(D == 64 && Pattern == DFSS_PATTERN_DENSE);
 
   // The block's tiles start on the first kTileAlignment boundary (the swizzle atom) of its dynamic shared memory; the
   // launch asks for kTileAlignment bytes more than the tiles.

@@ -5,6 +5,7 @@ profiled on the H200 host; see bench/NOTES.md).
     ncu -k regex:attention_fused python3 bench/python/profile_kernels.py --lib LIB
     ncu -k regex:'sddmm|softmax|spmm' python3 bench/python/profile_kernels.py --lib LIB --staged \\
         --batch 48 --heads 4 --seq 4096 --dim 64 --dtype bfloat16 --patterns 2:4
+    ncu -k regex:attention_backward python3 bench/python/profile_kernels.py --lib LIB --backward
 """
 
 import argparse
@@ -27,6 +28,7 @@ def main():
     parser.add_argument("--patterns", default="dense,2:4,1:2")
     parser.add_argument("--causal", action="store_true")
     parser.add_argument("--staged", action="store_true", help="the staged pipeline (sddmm_prune, softmax, spmm)")
+    parser.add_argument("--backward", action="store_true", help="also the fused backward, after each forward")
     args = parser.parse_args()
 
     dfss = DfssTorch(args.lib)
@@ -41,10 +43,17 @@ def main():
             dfss.sddmm_prune(desc, q, k, values, metadata)
             dfss.compressed_softmax(desc, values, values)
             dfss.spmm(desc, values, metadata, v, out)
+        elif args.backward:
+            lse = torch.empty(shape[:3], dtype=torch.float32, device="cuda")
+            dfss.attention_forward(desc, q, k, v, out, lse)
+            dq, dk, dv = (torch.empty_like(t) for t in (q, k, v))
+            workspace = dfss.backward_workspace(desc, q.device)
+            dfss.attention_backward(desc, q, k, v, out, torch.randn_like(out), lse, dq, dk, dv, workspace)
         else:
             dfss.attention_forward(desc, q, k, v, out)
         torch.cuda.synchronize()
-        print("ran %s %s %s %s" % ("staged" if args.staged else "fused", pattern, args.dtype, shape))
+        kind = "staged" if args.staged else ("fused forward + backward" if args.backward else "fused")
+        print("ran %s %s %s %s" % (kind, pattern, args.dtype, shape))
 
 
 if __name__ == "__main__":

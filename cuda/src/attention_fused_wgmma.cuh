@@ -60,20 +60,27 @@ struct WarpgroupMmaEngine {
   __device__ __forceinline__ void prepare(const T *, int, int) {}
 
   // A K-major operand (the Q or K tile) at k-step ks: columns 16 ks .. 16 ks + 15, 32 bytes into its panel's rows.
-  __device__ __forceinline__ static uint64_t k_major(const T *tile, int ks) {
-    return swizzled_descriptor(tile + (ks / 4) * (kTileKeys * 64) + (ks % 4) * 16, 16, kAtomBytes);
+  __device__ __forceinline__ static SwizzledDescriptor k_major(const T *tile) {
+    return SwizzledDescriptor(tile, 16, kAtomBytes);
+  }
+  __device__ __forceinline__ static constexpr uint32_t k_step_bytes(int ks) {
+    return ((ks / 4) * (kTileKeys * 64) + (ks % 4) * 16) * sizeof(T);
   }
 
   // V's keys first_key .. as the N-major B operand of P.V: rows of D elements, panels kPanelBytes apart.
-  __device__ __forceinline__ static uint64_t values(const T *v_tile, int first_key) {
-    return swizzled_descriptor(v_tile + first_key * 64, kPanelBytes, kAtomBytes);
+  __device__ __forceinline__ static SwizzledDescriptor values(const T *v_tile) {
+    return SwizzledDescriptor(v_tile, kPanelBytes, kAtomBytes);
   }
+  __device__ __forceinline__ static constexpr uint32_t key_bytes(int first_key) { return first_key * 64 * sizeof(T); }
 
   // 1. S = Q K^T.
   __device__ __forceinline__ void scores(float (&s)[kScoreBlocks][4], const T *q_tile, const T *k_tile, int) const {
+    const SwizzledDescriptor q = k_major(q_tile), k = k_major(k_tile);
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) wgmma_m64n64k16_ss<T>(s, k_major(q_tile, ks), k_major(k_tile, ks), ks > 0);
+    for (int ks = 0; ks < D / 16; ++ks) {
+      wgmma_m64n64k16_ss<T>(s, q.at(k_step_bytes(ks)), k.at(k_step_bytes(ks)), ks > 0);
+    }
     wgmma_commit();
     wgmma_wait<0>();
     fence_accumulators(s);
@@ -83,14 +90,15 @@ struct WarpgroupMmaEngine {
   __device__ __forceinline__ static void accumulate_values(float (&o)[kOutBlocks][4],
                                                            const uint32_t (&a)[kSparse ? 2 : 4][4], uint32_t metadata,
                                                            const T *v_tile, int) {
+    const SwizzledDescriptor v = values(v_tile);
     fence_accumulators(o);
     wgmma_fence();
     if constexpr (kSparse) {
-      wgmma_sp_m64nNk32_rs<T, D, 0>(o, a[0], values(v_tile, 0), metadata);
-      wgmma_sp_m64nNk32_rs<T, D, 1>(o, a[1], values(v_tile, 32), metadata);
+      wgmma_sp_m64nNk32_rs<T, D, 0>(o, a[0], v.at(key_bytes(0)), metadata);
+      wgmma_sp_m64nNk32_rs<T, D, 1>(o, a[1], v.at(key_bytes(32)), metadata);
     } else {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64nNk16_rs<T, D>(o, a[ks], values(v_tile, 16 * ks));
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nNk16_rs<T, D>(o, a[ks], v.at(key_bytes(16 * ks)));
     }
     wgmma_commit();
     wgmma_wait<0>();

@@ -26,16 +26,25 @@ namespace dfss {
 
 // The descriptor of a matrix in shared memory in the 128-byte swizzle layout: rows of 64 16-bit elements (128 bytes),
 // 8-row atoms of 1024 bytes, the 16-byte unit u of row r stored at unit u ^ (r % 8) (SwizzledTile,
-// attention_fused_wgmma.cuh). The matrix starts at `start` (its atom 1024-byte aligned, plus a multiple of 32 bytes
-// along K for a K-major operand).
+// attention_fused_wgmma.cuh). The tile starts at `start` (1024-byte aligned); at(bytes) is the descriptor of the
+// matrix `bytes` further on (a multiple of 32 bytes along K for a K-major operand, whole atoms otherwise).
 //   stride_bytes: from one group of 8 rows to the next (1024 here);
 //   leading_bytes: K-major: unused; N-major: from one 64-column panel to the next.
-__device__ __forceinline__ uint64_t swizzled_descriptor(const void *start, uint32_t leading_bytes,
-                                                        uint32_t stride_bytes) {
-  const uint64_t address = shared_address(start);
-  return ((address & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFFu) << 16) |
-         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFFu) << 32) | (uint64_t{1} << 62);  // 1: 128-byte swizzle
-}
+// Built once per tile, so that each product adds a constant to the low word (where the fields were rebuilt per
+// product, about six uniform instructions a descriptor: the SASS, bench/NOTES.md v5). Shared-memory addresses stay
+// below 2^18, so the 14-bit start field never carries.
+struct SwizzledDescriptor {
+  uint32_t low;   // start address >> 4 (bits 0-13), leading byte offset >> 4 (bits 16-29)
+  uint32_t high;  // stride byte offset >> 4 (bits 32-45), swizzle mode 1 = 128 bytes (bits 62-63)
+
+  __device__ __forceinline__ SwizzledDescriptor(const void *start, uint32_t leading_bytes, uint32_t stride_bytes)
+      : low(((shared_address(start) & 0x3FFFFu) >> 4) | (((leading_bytes >> 4) & 0x3FFFu) << 16)),
+        high(((stride_bytes >> 4) & 0x3FFFu) | (1u << 30)) {}
+
+  __device__ __forceinline__ uint64_t at(uint32_t bytes) const {
+    return (static_cast<uint64_t>(high) << 32) | (low + (bytes >> 4));
+  }
+};
 
 // Orders this thread's earlier register writes (accumulators, A fragments) before the warpgroup's next wgmma.
 __device__ __forceinline__ void wgmma_fence() {

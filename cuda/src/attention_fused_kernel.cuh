@@ -8,15 +8,17 @@
 //      into shared memory (attention_fused_fragments.cuh) so that each thread's accumulators hold whole groups of
 //      4 consecutive keys; the kept values are already the compressed A operand of P.V and the metadata is built
 //      with integer operations and three shuffles per step;
-//   4. online softmax over the kept scores (exp2 with the log2(e) folded into one fma, float32 running max / sum);
+//   4. online softmax over the kept scores (exp2 with the log2(e) folded into one fma, float32 running max / sum;
+//      the running max is raised, and O rescaled, only when a step's exceeds it by more than kMaxSlack). The
+//      maxima come from all scores (a group's largest is kept), so the rescale is decided before the choice;
 //   5. P.V with mma.sp::ordered_metadata m16n8k32 (2:4, and 1:2 as a stricter 2:4) on the kept exp values rounded
 //      to the input dtype (unnormalized: divided by the row sum at the end), V in natural key order as B; the
 //      dense pattern runs the same code with mma.sync m16n8k16, so the two are compared on equal code;
 //   6. out = O / sum in the input dtype, lse = max + log(sum) (natural log), zeros and -inf for a row with no
 //      finite score.
-// Steps 1-3 are score_products and choose_kept_scores (attention_fused_step.cuh), which the fused backward runs too
-// (as score_step), so that both passes make the same N:M choice. Steps 1 and 5 and the tile layout belong to an
-// engine (WarpMmaEngine here; on sm_90a WarpgroupMmaEngine, attention_fused_wgmma.cuh, with the same scores).
+// Steps 1-3 are score_products, scale_and_mask and choose_kept (attention_fused_step.cuh), which the fused backward
+// runs too (as score_step), so that both passes make the same N:M choice. Steps 1 and 5 and the tile layout belong
+// to an engine (WarpMmaEngine here; on sm_90a WarpgroupMmaEngine, attention_fused_wgmma.cuh, with the same scores).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -45,27 +47,43 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-// Step 4 of both fused forwards (16-bit and float32): the rows' new running maxima from the step's, and what was
-// accumulated under the old ones rescaled. scaled_base[r] = max * log2(e), with max = 0 while a row has no finite
-// score (exp2(-inf) = 0, no NaN).
+// A row's running maximum is raised only when a step's exceeds it by more than this (natural-log units): until then
+// the exponentials are taken against the old maximum, at most e^5.5 ~ 245 (fine for the float32 sums and for the
+// 16-bit P), and O is not rescaled. On most steps after the first no row of the warp qualifies and the rescale of
+// O (D / 2 multiplies a thread) is skipped, as FlashAttention-4 does. out = O / sum and lse = max + log(sum) hold for
+// any base.
+constexpr float kMaxSlack = 5.5f;
+
+// Step 4 of both fused forwards (16-bit and float32): the rows' running maxima from the step's (see kMaxSlack), and
+// what was accumulated under the old ones rescaled. scaled_base[r] = max * log2(e), with max = 0 while a row has no
+// finite score (exp2(-inf) = 0, no NaN).
 template <int OutBlocks>
 __device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], float (&row_max)[2], float (&row_sum)[2],
                                                    const float (&step_max)[2], float (&scaled_base)[2]) {
+  float new_max[2];
+  bool raise = false;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float new_max = fmaxf(row_max[r], quad_max(step_max[r]));
-    const float base = new_max == -INFINITY ? 0.0f : new_max;
-    scaled_base[r] = base * kLog2e;
-    // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
-    const float correction = exp2_approx((row_max[r] - base) * kLog2e);
-    row_max[r] = new_max;
-    row_sum[r] *= correction;
+    new_max[r] = fmaxf(row_max[r], quad_max(step_max[r]));
+    raise |= new_max[r] - row_max[r] > kMaxSlack;  // also a first finite score (+inf); -inf - -inf is NaN: false
+  }
+  if (__any_sync(0xffffffffu, raise)) {
 #pragma unroll
-    for (int n = 0; n < OutBlocks; ++n) {
-      o[n][2 * r] *= correction;
-      o[n][2 * r + 1] *= correction;
+    for (int r = 0; r < 2; ++r) {
+      const float base = new_max[r] == -INFINITY ? 0.0f : new_max[r];
+      // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
+      const float correction = exp2_approx((row_max[r] - base) * kLog2e);
+      row_max[r] = new_max[r];
+      row_sum[r] *= correction;
+#pragma unroll
+      for (int n = 0; n < OutBlocks; ++n) {
+        o[n][2 * r] *= correction;
+        o[n][2 * r + 1] *= correction;
+      }
     }
   }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) scaled_base[r] = (row_max[r] == -INFINITY ? 0.0f : row_max[r]) * kLog2e;
 }
 
 // Step 6 of both fused forwards: out = O / sum (pairs of elements stored together, rounded to T) and lse = max +
@@ -231,37 +249,31 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
       cp_async_commit();
 
-      // 1-3. S = Q K^T, scale and masks, the N:M choice (attention_fused_step.cuh); then the step's row maxima.
+      // 1-2. S = Q K^T, scale and masks (attention_fused_step.cuh), the step's row maxima: over all scores, which is
+      // the maximum over the kept ones too (a group's largest score is always kept).
       ScoredStep scored;
       engine.scores(scored.s, q_tile, k_tile, lane);
-      choose_kept_scores<Pattern>(scored, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
-                                  lane_key, lane);
+      scale_and_mask<Pattern>(scored.s, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
+                              lane_key);
       float step_max[2] = {-INFINITY, -INFINITY};
-      if constexpr (kSparse) {
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
+      for (int j = 0; j < kScoreBlocks; ++j) {
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-#pragma unroll
-            for (int r = 0; r < 2; ++r) step_max[r] = fmaxf(step_max[r], scored.choice[c][h][r].group_max);
-          }
-        }
-      } else {
-#pragma unroll
-        for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            step_max[r] = fmaxf(step_max[r], fmaxf(scored.s[j][2 * r], scored.s[j][2 * r + 1]));
-          }
+        for (int r = 0; r < 2; ++r) {
+          step_max[r] = fmaxf(step_max[r], fmaxf(scored.s[j][2 * r], scored.s[j][2 * r + 1]));
         }
       }
+
+      // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones. Before the choice,
+      // so that the choice and the exponentials after it make one stretch of code.
+      float scaled_base[2];
+      update_running_max(o, row_max, row_sum, step_max, scaled_base);
+
+      // 3. The N:M choice (as choose_kept_scores in the fused backward).
+      choose_kept<Pattern>(scored, lane);
       const auto &s = scored.s;
       const auto &choice = scored.choice;
       const uint32_t metadata = scored.metadata;
-
-      // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones.
-      float scaled_base[2];
-      update_running_max(o, row_max, row_sum, step_max, scaled_base);
 
       // P as the A operand of P.V: a[.][2h + r] holds row r of the keys of half h (dense: score block 2ks + h).
       uint32_t a[kSparse ? 2 : 4][4];

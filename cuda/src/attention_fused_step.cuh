@@ -243,16 +243,11 @@ __device__ __forceinline__ void score_products(float (&s)[kScoreBlocks][4], QFra
   }
 }
 
-// Steps 2-3 of a key step, after step.s holds the products: scale and masks, then the N:M choice (sparse patterns).
-// key_end[r]: the keys row r sees (mask.h), step_key the step's first key; `masked`: some row of the warp sees only
-// part of the step (otherwise the masks are skipped, since they would change nothing).
-// lane_key = key_of_score<Pattern>(0, 0, quad).
+// Step 3 of a key step, after step.s holds the scaled and masked scores: the N:M choice (sparse patterns) and its
+// metadata register.
 template <int Pattern>
-__device__ __forceinline__ void choose_kept_scores(ScoredStep &step, float scale, bool masked,
-                                                   const int64_t (&key_end)[2], int64_t step_key, int lane_key,
-                                                   int lane) {
+__device__ __forceinline__ void choose_kept(ScoredStep &step, int lane) {
   const int quad = lane % 4;
-  scale_and_mask<Pattern>(step.s, scale, masked, key_end, step_key, lane_key);
   if constexpr (Pattern != DFSS_PATTERN_DENSE) {
     uint32_t shares[2][2];
 #pragma unroll
@@ -273,6 +268,18 @@ __device__ __forceinline__ void choose_kept_scores(ScoredStep &step, float scale
   } else {
     step.metadata = 0;
   }
+}
+
+// Steps 2-3 of a key step, after step.s holds the products: scale and masks, then the N:M choice (sparse patterns).
+// key_end[r]: the keys row r sees (mask.h), step_key the step's first key; `masked`: some row of the warp sees only
+// part of the step (otherwise the masks are skipped, since they would change nothing).
+// lane_key = key_of_score<Pattern>(0, 0, quad).
+template <int Pattern>
+__device__ __forceinline__ void choose_kept_scores(ScoredStep &step, float scale, bool masked,
+                                                   const int64_t (&key_end)[2], int64_t step_key, int lane_key,
+                                                   int lane) {
+  scale_and_mask<Pattern>(step.s, scale, masked, key_end, step_key, lane_key);
+  choose_kept<Pattern>(step, lane);
 }
 
 // Steps 1-3 of one key step for the warp's 16 query rows against the 64 keys of k_tile: score_products, then

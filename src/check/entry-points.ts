@@ -101,7 +101,10 @@ export async function checkCase(c: Case, random: SeededRandom): Promise<Check[]>
     checks.push(fromMismatch('compressed_softmax', 'softmax lse', compareClose(await host(sameProbs.lse!), await host(cpuProbs.lse!), 1, 1e-5, 1e-5)));
     const uploadedProbs = keep(await upload(cpuProbs));
     const crossOut = keep(await spmm(uploadedProbs, dv, { backend: 'cuda' }));
-    checks.push(fromMismatch('spmm', 'spmm out', compareClose(await host(crossOut), await host(cpuOut), c.headDimV, atol / 4, rtol / 4)));
+    // 16-bit outputs: one rounding to the dtype dominates. float32 runs 3xTF32 on tensor cores, summing a row's
+    // products in float32 (a 1000-key row measured 9.3e-6 off, seed 599169377): the dtype's whole tolerance.
+    const spmmShare = c.dtype === 'float32' ? 1 : 4;
+    checks.push(fromMismatch('spmm', 'spmm out', compareClose(await host(crossOut), await host(cpuOut), c.headDimV, atol / spmmShare, rtol / spmmShare)));
 
     // The whole staged pipeline on the GPU.
     const gpuProbs = keep(await compressedSoftmax(gpuScores, { backend: 'cuda' }));

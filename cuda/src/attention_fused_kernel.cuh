@@ -7,7 +7,8 @@
 //   3. sparse patterns: the N:M choice in registers, before any exponential. K's rows are permuted on their way
 //      into shared memory (attention_fused_fragments.cuh) so that each thread's accumulators hold whole groups of
 //      4 consecutive keys; the kept values are already the compressed A operand of P.V and the metadata is built
-//      with integer operations and three shuffles per step;
+//      with integer operations and three shuffles per step. A step whose scores hold no NaN (a warp vote on the
+//      step maxima) takes the NaN-free networks of select.cuh;
 //   4. online softmax over the kept scores (exp2 with the log2(e) folded into one fma, float32 running max / sum;
 //      the running max is raised, and O rescaled, only when a step's exceeds it by more than kMaxSlack). The
 //      maxima come from all scores (a group's largest is kept), so the rescale is decided before the choice;
@@ -26,6 +27,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention_fused_fragments.cuh"
 #include "attention_fused_launch.cuh"
@@ -40,6 +42,32 @@ namespace fused {
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+// The larger of a and b, NaN when either is (max.NaN): a row maximum taken with it is NaN exactly when some score of
+// the row is, which tells the forward whether the cheaper NaN-free choice applies, at no cost beyond the maximum.
+__device__ __forceinline__ float max_or_nan(float a, float b) {
+  float larger;
+  asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(larger) : "f"(a), "f"(b));
+  return larger;
+}
+
+// step_max[r] = the largest of the thread's scores of row r: with fmaxf (NaN ignored; -inf when none is finite or
+// above -inf) or, KeepNaN, with max_or_nan.
+template <bool KeepNaN>
+__device__ __forceinline__ void thread_step_maxima(const float (&s)[kScoreBlocks][4], float (&step_max)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    step_max[r] = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kScoreBlocks; ++j) {
+      if constexpr (KeepNaN) {
+        step_max[r] = max_or_nan(step_max[r], max_or_nan(s[j][2 * r], s[j][2 * r + 1]));
+      } else {
+        step_max[r] = fmaxf(step_max[r], fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      }
+    }
+  }
 }
 
 __device__ __forceinline__ float quad_sum(float x) {
@@ -250,18 +278,19 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       cp_async_commit();
 
       // 1-2. S = Q K^T, scale and masks (attention_fused_step.cuh), the step's row maxima: over all scores, which is
-      // the maximum over the kept ones too (a group's largest score is always kept).
+      // the maximum over the kept ones too (a group's largest score is always kept). Sparse patterns take them with
+      // max.NaN first: unless some score of the warp is NaN (a warp-uniform vote), the choice runs the NaN-free
+      // networks (one compare where NaN ranking takes two, select.cuh).
       ScoredStep scored;
       engine.scores(scored.s, q_tile, k_tile, lane);
       scale_and_mask<Pattern>(scored.s, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
                               lane_key);
-      float step_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          step_max[r] = fmaxf(step_max[r], fmaxf(scored.s[j][2 * r], scored.s[j][2 * r + 1]));
-        }
+      float step_max[2];
+      thread_step_maxima<kSparse>(scored.s, step_max);
+      bool step_has_nan = false;
+      if constexpr (kSparse) {
+        step_has_nan = __any_sync(0xffffffffu, (step_max[0] != step_max[0]) | (step_max[1] != step_max[1]));
+        if (step_has_nan) thread_step_maxima<false>(scored.s, step_max);
       }
 
       // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones. Before the choice,
@@ -269,29 +298,37 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       float scaled_base[2];
       update_running_max(o, row_max, row_sum, step_max, scaled_base);
 
-      // 3. The N:M choice (as choose_kept_scores in the fused backward).
-      choose_kept<Pattern>(scored, lane);
-      const auto &s = scored.s;
-      const auto &choice = scored.choice;
-      const uint32_t metadata = scored.metadata;
-
       // P as the A operand of P.V: a[.][2h + r] holds row r of the keys of half h (dense: score block 2ks + h).
       uint32_t a[kSparse ? 2 : 4][4];
+      uint32_t metadata = 0;
       if constexpr (kSparse) {
+        // 3. The N:M choice (as choose_kept_scores in the fused backward), then the kept exponentials: one stretch
+        // of code in each branch of the vote.
+        const auto choose_and_exponentiate = [&](auto may_hold_nan) {
+          choose_kept<Pattern, decltype(may_hold_nan)::value>(scored, lane);
+          metadata = scored.metadata;
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
+          for (int c = 0; c < 2; ++c) {
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
+            for (int h = 0; h < 2; ++h) {
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-              const float p0 = exp2_approx(fmaf(choice[c][h][r].first, kLog2e, -scaled_base[r]));
-              const float p1 = exp2_approx(fmaf(choice[c][h][r].second, kLog2e, -scaled_base[r]));
-              row_sum[r] += p0 + p1;
-              a[c][2 * h + r] = pack_rounded<T>(p0, p1);
+              for (int r = 0; r < 2; ++r) {
+                const GroupChoice &choice = scored.choice[c][h][r];
+                const float p0 = exp2_approx(fmaf(choice.first, kLog2e, -scaled_base[r]));
+                const float p1 = exp2_approx(fmaf(choice.second, kLog2e, -scaled_base[r]));
+                row_sum[r] += p0 + p1;
+                a[c][2 * h + r] = pack_rounded<T>(p0, p1);
+              }
             }
           }
+        };
+        if (step_has_nan) {
+          choose_and_exponentiate(std::true_type{});
+        } else {
+          choose_and_exponentiate(std::false_type{});
         }
       } else {
+        const auto &s = scored.s;
 #pragma unroll
         for (int j = 0; j < kScoreBlocks; ++j) {
 #pragma unroll

@@ -244,8 +244,8 @@ __device__ __forceinline__ void score_products(float (&s)[kScoreBlocks][4], QFra
 }
 
 // Step 3 of a key step, after step.s holds the scaled and masked scores: the N:M choice (sparse patterns) and its
-// metadata register.
-template <int Pattern>
+// metadata register. MayHoldNaN false: no score of step.s is NaN (the cheaper networks of select.cuh).
+template <int Pattern, bool MayHoldNaN = true>
 __device__ __forceinline__ void choose_kept(ScoredStep &step, int lane) {
   const int quad = lane % 4;
   if constexpr (Pattern != DFSS_PATTERN_DENSE) {
@@ -257,8 +257,9 @@ __device__ __forceinline__ void choose_kept(ScoredStep &step, int lane) {
         const int u = 2 * c + h;  // 16-key block: score blocks 2u (keys +0, +1) and 2u + 1 (keys +2, +3)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          step.choice[c][h][r] = select_group<Pattern>(step.s[2 * u][2 * r], step.s[2 * u][2 * r + 1],
-                                                       step.s[2 * u + 1][2 * r], step.s[2 * u + 1][2 * r + 1]);
+          step.choice[c][h][r] = select_group<Pattern, MayHoldNaN>(step.s[2 * u][2 * r], step.s[2 * u][2 * r + 1],
+                                                                   step.s[2 * u + 1][2 * r],
+                                                                   step.s[2 * u + 1][2 * r + 1]);
         }
         shares[c][h] = metadata_share(step.choice[c][h][0].nibble, step.choice[c][h][1].nibble, quad);
       }

@@ -1,8 +1,9 @@
-// test_select.cu: the branch-free selection networks of select.cuh (select_2_of_4, select_1_of_2_pairs), which the
-// tensor-core kernels run, against select_n_of_m, THE rule of dfss.h step 3, on every group of 4 scores drawn from
-// a set of special values (ties, -0 and +0, +-inf, NaN): the same kept keys, the kept values in key order, a
-// metadata nibble naming them, and the group's largest non-NaN score. Host code: it runs where no GPU exists.
-// Prints one line per failed group and closes with 'N passed, N failed'; exits non-zero when a check failed.
+// test_select.cu: the branch-free selection networks of select.cuh (select_2_of_4, select_1_of_2_pairs, and their
+// NaN-free forms on the groups without NaN), which the tensor-core kernels run, against select_n_of_m, THE rule of
+// dfss.h step 3, on every group of 4 scores drawn from a set of special values (ties, -0 and +0, +-inf, NaN): the
+// same kept keys, the kept values in key order, a metadata nibble naming them, and the group's largest non-NaN score.
+// Host code: it runs where no GPU exists. Prints one line per failed group and closes with 'N passed, N failed';
+// exits non-zero when a check failed.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -58,10 +59,16 @@ int main() {
       for (int c = 0; c < count; ++c) {
         for (int d = 0; d < count; ++d) {
           const float x[4] = {values[a], values[b], values[c], values[d]};
-          check_choice("select_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]),
-                       dfss::select_n_of_m(x, 2, 4));
+          const unsigned two_of_four = dfss::select_n_of_m(x, 2, 4);
           const unsigned pairs = dfss::select_n_of_m(x, 1, 2) | (dfss::select_n_of_m(x + 2, 1, 2) << 2);
+          check_choice("select_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]), two_of_four);
           check_choice("select_1_of_2_pairs", x, dfss::select_1_of_2_pairs(x[0], x[1], x[2], x[3]), pairs);
+          // The NaN-free forms, on every group without NaN (values[0] is the only NaN).
+          if (a > 0 && b > 0 && c > 0 && d > 0) {
+            check_choice("select_2_of_4<NaN-free>", x, dfss::select_2_of_4<false>(x[0], x[1], x[2], x[3]), two_of_four);
+            check_choice("select_1_of_2_pairs<NaN-free>", x,
+                         dfss::select_1_of_2_pairs<false>(x[0], x[1], x[2], x[3]), pairs);
+          }
         }
       }
     }

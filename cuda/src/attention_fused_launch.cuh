@@ -77,15 +77,15 @@ extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 64>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 96>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 128>();
 
-// The Hopper kernels (attention_fused_wgmma.cuh, sm_90a): head dims 64 and 128 of 16-bit types. Their tiles (Q, K,
-// V), in the 128-byte swizzle layout, have no padding and start on a kTileAlignment boundary of the dynamic shared
-// memory.
+// The Hopper kernels (attention_fused_wgmma.cuh, sm_90a): head dims 64 and 128 of 16-bit types. Their tiles (Q, V
+// and two K tiles), in the 128-byte swizzle layout, have no padding and start on a kTileAlignment boundary of the
+// dynamic shared memory.
 constexpr size_t kTileAlignment = 1024;
 DFSS_HOST_DEVICE constexpr bool fused_wgmma_head_dim_supported(int64_t head_dim) {
   return head_dim == 64 || head_dim == 128;
 }
 DFSS_HOST_DEVICE constexpr size_t fused_wgmma_shared_bytes(int head_dim, size_t element_bytes) {
-  return size_t{3} * kTileKeys * static_cast<size_t>(head_dim) * element_bytes + kTileAlignment;
+  return size_t{4} * kTileKeys * static_cast<size_t>(head_dim) * element_bytes + kTileAlignment;
 }
 
 // The Hopper kernels of element type T and head dimension D; defined in attention_fused_wgmma.cuh and instantiated

@@ -50,9 +50,15 @@ struct WarpgroupMmaEngine {
     return reinterpret_cast<T *>((address + kTileAlignment - 1) & ~uintptr_t{kTileAlignment - 1});
   }
 
+  // Two K tiles: K(step + 1) is copied during the whole of step `step` (4 tiles a block: 3 blocks a SM fit at
+  // D = 128), where one tile left it only P.V's time to arrive (bench/NOTES.md v6).
+  static constexpr int kKeyTiles = 2;
+
   // cp.async writes through the generic proxy, wgmma reads through the async proxy: the fence orders the two.
+  // Waits for this thread's copies but the newest `Pending` groups.
+  template <int Pending = 0>
   __device__ __forceinline__ static void tiles_arrived() {
-    cp_async_wait<0>();
+    cp_async_wait<Pending>();
     fence_proxy_async_shared();
     __syncthreads();
   }

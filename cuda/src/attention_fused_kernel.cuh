@@ -53,21 +53,43 @@ __device__ __forceinline__ float max_or_nan(float a, float b) {
   return larger;
 }
 
-// step_max[r] = the largest of the thread's scores of row r: with fmaxf (NaN ignored; -inf when none is finite or
-// above -inf) or, KeepNaN, with max_or_nan.
+// combine over values[0 .. N) (N a power of two) as a balanced tree: log2(N) dependent operations where a running
+// total chains N.
+template <int N, typename Combine>
+__device__ __forceinline__ float tree_reduce(const float (&values)[N], Combine &&combine) {
+  static_assert(N > 0 && (N & (N - 1)) == 0, "a power of two");
+  if constexpr (N == 1) {
+    return values[0];
+  } else {
+    float halves[N / 2];
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) halves[i] = combine(values[2 * i], values[2 * i + 1]);
+    return tree_reduce(halves, combine);
+  }
+}
+
+// pair_max[r][j] = the larger of the thread's scores s[j][2r] and s[j][2r + 1] of row r (the NaN-free 2:4 and 1:2
+// networks take these as the pairs' winners): with fmaxf (NaN ignored) or, KeepNaN, with max_or_nan.
 template <bool KeepNaN>
-__device__ __forceinline__ void thread_step_maxima(const float (&s)[kScoreBlocks][4], float (&step_max)[2]) {
+__device__ __forceinline__ void pair_maxima(const float (&s)[kScoreBlocks][4], float (&pair_max)[2][kScoreBlocks]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    step_max[r] = -INFINITY;
 #pragma unroll
     for (int j = 0; j < kScoreBlocks; ++j) {
-      if constexpr (KeepNaN) {
-        step_max[r] = max_or_nan(step_max[r], max_or_nan(s[j][2 * r], s[j][2 * r + 1]));
-      } else {
-        step_max[r] = fmaxf(step_max[r], fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-      }
+      pair_max[r][j] = KeepNaN ? max_or_nan(s[j][2 * r], s[j][2 * r + 1]) : fmaxf(s[j][2 * r], s[j][2 * r + 1]);
     }
+  }
+}
+
+// step_max[r] = the largest of the thread's scores of row r, from their pair_maxima<KeepNaN> (-inf when no score is
+// above -inf; KeepNaN: NaN when one is NaN).
+template <bool KeepNaN>
+__device__ __forceinline__ void thread_step_maxima(const float (&s)[kScoreBlocks][4], float (&step_max)[2],
+                                                   float (&pair_max)[2][kScoreBlocks]) {
+  pair_maxima<KeepNaN>(s, pair_max);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    step_max[r] = tree_reduce(pair_max[r], [](float a, float b) { return KeepNaN ? max_or_nan(a, b) : fmaxf(a, b); });
   }
 }
 
@@ -167,6 +189,9 @@ struct WarpMmaEngine {
 
   // One K tile: the next step's K is copied while P.V runs (the shared memory of 3 blocks a SM on sm_80 at D = 128).
   static constexpr int kKeyTiles = 1;
+  // The step's pair maxima are taken again for the N:M choice rather than kept through the online softmax: kept,
+  // they spilled at D = 128 (176 bytes a thread, sm_80).
+  static constexpr bool kKeepsPairMaxima = false;
 
   // Waits for this thread's tile copies but the newest `Pending` groups, then for every thread of the block: the
   // tiles are ready to read.
@@ -298,17 +323,18 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       // 1-2. S = Q K^T, scale and masks (attention_fused_step.cuh), the step's row maxima: over all scores, which is
       // the maximum over the kept ones too (a group's largest score is always kept). Sparse patterns take them with
       // max.NaN first: unless some score of the warp is NaN (a warp-uniform vote), the choice runs the NaN-free
-      // networks (one compare where NaN ranking takes two, select.cuh).
+      // networks (one compare where NaN ranking takes two, the pairs' maxima as their winners; select.cuh).
       ScoredStep scored;
       engine.scores(scored.s, q_tile, k_tile, lane);
       scale_and_mask<Pattern>(scored.s, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
                               lane_key);
       float step_max[2];
-      thread_step_maxima<kSparse>(scored.s, step_max);
+      float pair_max[2][kScoreBlocks];
+      thread_step_maxima<kSparse>(scored.s, step_max, pair_max);
       bool step_has_nan = false;
       if constexpr (kSparse) {
         step_has_nan = __any_sync(0xffffffffu, (step_max[0] != step_max[0]) | (step_max[1] != step_max[1]));
-        if (step_has_nan) thread_step_maxima<false>(scored.s, step_max);
+        if (step_has_nan) thread_step_maxima<false>(scored.s, step_max, pair_max);
       }
 
       // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones. Before the choice,
@@ -323,7 +349,15 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
         // 3. The N:M choice (as choose_kept_scores in the fused backward), then the kept exponentials: one stretch
         // of code in each branch of the vote.
         const auto choose_and_exponentiate = [&](auto may_hold_nan) {
-          choose_kept<Pattern, decltype(may_hold_nan)::value>(scored, lane);
+          if constexpr (decltype(may_hold_nan)::value) {
+            choose_kept<Pattern>(scored, lane);
+          } else if constexpr (Engine::kKeepsPairMaxima) {
+            choose_kept_nan_free<Pattern>(scored, pair_max, lane);
+          } else {
+            float fresh_pair_max[2][kScoreBlocks];
+            pair_maxima<false>(scored.s, fresh_pair_max);
+            choose_kept_nan_free<Pattern>(scored, fresh_pair_max, lane);
+          }
           metadata = scored.metadata;
 #pragma unroll
           for (int c = 0; c < 2; ++c) {

@@ -243,32 +243,50 @@ __device__ __forceinline__ void score_products(float (&s)[kScoreBlocks][4], QFra
   }
 }
 
-// Step 3 of a key step, after step.s holds the scaled and masked scores: the N:M choice (sparse patterns) and its
-// metadata register. MayHoldNaN false: no score of step.s is NaN (the cheaper networks of select.cuh).
-template <int Pattern, bool MayHoldNaN = true>
-__device__ __forceinline__ void choose_kept(ScoredStep &step, int lane) {
+// step.choice[c][h][r] = network(u, r) for the group of 4 keys of 16-key block u = 2c + h (score blocks 2u: keys +0,
+// +1, and 2u + 1: keys +2, +3) in row r, then the step's metadata register from their nibbles (gather_metadata).
+template <typename Network>
+__device__ __forceinline__ void choose_groups(ScoredStep &step, int lane, Network &&network) {
   const int quad = lane % 4;
-  if constexpr (Pattern != DFSS_PATTERN_DENSE) {
-    uint32_t shares[2][2];
+  uint32_t shares[2][2];
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {
+  for (int c = 0; c < 2; ++c) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int u = 2 * c + h;  // 16-key block: score blocks 2u (keys +0, +1) and 2u + 1 (keys +2, +3)
+    for (int h = 0; h < 2; ++h) {
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          step.choice[c][h][r] = select_group<Pattern, MayHoldNaN>(step.s[2 * u][2 * r], step.s[2 * u][2 * r + 1],
-                                                                   step.s[2 * u + 1][2 * r],
-                                                                   step.s[2 * u + 1][2 * r + 1]);
-        }
-        shares[c][h] = metadata_share(step.choice[c][h][0].nibble, step.choice[c][h][1].nibble, quad);
-      }
+      for (int r = 0; r < 2; ++r) step.choice[c][h][r] = network(2 * c + h, r);
+      shares[c][h] = metadata_share(step.choice[c][h][0].nibble, step.choice[c][h][1].nibble, quad);
     }
-    step.metadata = gather_metadata(shares, quad,
-                                    [](uint32_t value, int mask) { return __shfl_xor_sync(0xffffffffu, value, mask); });
+  }
+  step.metadata = gather_metadata(shares, quad,
+                                  [](uint32_t value, int mask) { return __shfl_xor_sync(0xffffffffu, value, mask); });
+}
+
+// Step 3 of a key step, after step.s holds the scaled and masked scores: the N:M choice (sparse patterns) and its
+// metadata register.
+template <int Pattern>
+__device__ __forceinline__ void choose_kept(ScoredStep &step, int lane) {
+  if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+    const auto &s = step.s;
+    choose_groups(step, lane, [&](int u, int r) {
+      return select_group<Pattern>(s[2 * u][2 * r], s[2 * u][2 * r + 1], s[2 * u + 1][2 * r], s[2 * u + 1][2 * r + 1]);
+    });
   } else {
     step.metadata = 0;
   }
+}
+
+// choose_kept for a step whose scores hold no NaN, given pair_max[r][j] = fmaxf(s[j][2r], s[j][2r + 1]): the NaN-free
+// networks of select.cuh, which keep the same keys.
+template <int Pattern>
+__device__ __forceinline__ void choose_kept_nan_free(ScoredStep &step, const float (&pair_max)[2][kScoreBlocks],
+                                                     int lane) {
+  static_assert(Pattern != DFSS_PATTERN_DENSE, "sparse patterns only");
+  const auto &s = step.s;
+  choose_groups(step, lane, [&](int u, int r) {
+    return select_group_nan_free<Pattern>(s[2 * u][2 * r], s[2 * u][2 * r + 1], s[2 * u + 1][2 * r],
+                                          s[2 * u + 1][2 * r + 1], pair_max[r][2 * u], pair_max[r][2 * u + 1]);
+  });
 }
 
 // Steps 2-3 of a key step, after step.s holds the products: scale and masks, then the N:M choice (sparse patterns).

@@ -53,6 +53,8 @@ struct WarpgroupMmaEngine {
   // Two K tiles: K(step + 1) is copied during the whole of step `step` (4 tiles a block: 3 blocks a SM fit at
   // D = 128), where one tile left it only P.V's time to arrive (bench/NOTES.md v6).
   static constexpr int kKeyTiles = 2;
+  // The step's pair maxima are kept from the row maxima to the N:M choice (no spills; attention_fused_block).
+  static constexpr bool kKeepsPairMaxima = true;
 
   // cp.async writes through the generic proxy, wgmma reads through the async proxy: the fence orders the two.
   // Waits for this thread's copies but the newest `Pending` groups.

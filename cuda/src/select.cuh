@@ -22,18 +22,6 @@ constexpr int kMaxGroupSize = 4;
 // which compiles to two predicate-setting compares and no branch, where the short-circuit form branched.
 DFSS_HOST_DEVICE inline bool ranks_above(float a, float b) { return !(a <= b) & (a == a); }
 
-// ranks_above for scores known to hold no NaN (MayHoldNaN false): then a plain a > b, one compare instead of two.
-// The fused forward votes per key step whether any score of the warp is NaN and takes the NaN-free networks below
-// when none is (bench/NOTES.md v6); both forms keep the same keys wherever the NaN-free one may be used.
-template <bool MayHoldNaN>
-DFSS_HOST_DEVICE inline bool ranks_above_in(float a, float b) {
-  if constexpr (MayHoldNaN) {
-    return ranks_above(a, b);
-  } else {
-    return a > b;
-  }
-}
-
 // Bit p of the result is set when position p (0 .. m-1) of `scores` is kept. A position is kept when fewer than
 // n positions outrank it: a lower position by ranking at least as high, a higher one by ranking strictly above.
 DFSS_HOST_DEVICE inline unsigned select_n_of_m(const float *scores, int n, int m) {
@@ -64,51 +52,100 @@ struct GroupChoice {
   float group_max;
 };
 
+// The nibble of the pairs' winners (winner01, 2 + winner23) = 0b10ab: a select of two constants and a bit, where
+// building it bit by bit took twice the integer instructions.
+DFSS_HOST_DEVICE inline uint32_t pair_winners_nibble(bool one_beats_zero, bool three_beats_two) {
+  return (three_beats_two ? 0xCu : 0x8u) + static_cast<uint32_t>(one_beats_zero);
+}
+
+// The nibble of a 2:4 choice: (0, 1) = 0b0100, (2, 3) = 0b1110, else the pairs' winners.
+DFSS_HOST_DEVICE inline uint32_t two_of_four_nibble(bool keep01, bool keep23, bool one_beats_zero,
+                                                   bool three_beats_two) {
+  return keep01 ? 0x4u : (keep23 ? 0xEu : pair_winners_nibble(one_beats_zero, three_beats_two));
+}
+
 // 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
 // of pair (2, 3) -> keep {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both
-// hold); otherwise keep both pair winners. Four comparisons, no branch. MayHoldNaN false: no x is NaN (ranks_above_in).
-template <bool MayHoldNaN = true>
+// hold); otherwise keep both pair winners. Four comparisons, no branch.
 DFSS_HOST_DEVICE inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above_in<MayHoldNaN>(x1, x0);  // on a tie the lower key (0) wins
-  const bool three_beats_two = ranks_above_in<MayHoldNaN>(x3, x2);
+  const bool one_beats_zero = ranks_above(x1, x0);  // on a tie the lower key (0) wins
+  const bool three_beats_two = ranks_above(x3, x2);
   const float winner01 = one_beats_zero ? x1 : x0;
   const float loser01 = one_beats_zero ? x0 : x1;
   const float winner23 = three_beats_two ? x3 : x2;
   const float loser23 = three_beats_two ? x2 : x3;
-  const bool keep01 = !ranks_above_in<MayHoldNaN>(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
-  const bool keep23 = ranks_above_in<MayHoldNaN>(loser23, winner01);
+  const bool keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
+  const bool keep23 = ranks_above(loser23, winner01);
   GroupChoice choice;
   choice.first = keep01 ? x0 : (keep23 ? x2 : winner01);
   choice.second = keep01 ? x1 : (keep23 ? x3 : winner23);
-  // (0, 1) = 0b0100, (2, 3) = 0b1110, else (winner01, 2 + winner23) = 0b10ab: a select of two constants and an add
-  // where building the bits one by one took twice the integer instructions.
-  const uint32_t winners = (three_beats_two ? 0xCu : 0x8u) + static_cast<uint32_t>(one_beats_zero);
-  choice.nibble = keep01 ? 0x4u : (keep23 ? 0xEu : winners);
+  choice.nibble = two_of_four_nibble(keep01, keep23, one_beats_zero, three_beats_two);
   choice.group_max = fmaxf(winner01, winner23);
   return choice;
 }
 
 // 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
-template <bool MayHoldNaN = true>
 DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above_in<MayHoldNaN>(x1, x0);
-  const bool three_beats_two = ranks_above_in<MayHoldNaN>(x3, x2);
+  const bool one_beats_zero = ranks_above(x1, x0);
+  const bool three_beats_two = ranks_above(x3, x2);
   GroupChoice choice;
   choice.first = one_beats_zero ? x1 : x0;
   choice.second = three_beats_two ? x3 : x2;
-  choice.nibble = (three_beats_two ? 0xCu : 0x8u) + static_cast<uint32_t>(one_beats_zero);
+  choice.nibble = pair_winners_nibble(one_beats_zero, three_beats_two);
   choice.group_max = fmaxf(choice.first, choice.second);
   return choice;
 }
 
-// The network of a sparse pattern of dfss.h.
-template <int Pattern, bool MayHoldNaN = true>
+// The NaN-free forms, for groups without NaN, given the pairs' maxima max01 = fmaxf(x0, x1) and max23 =
+// fmaxf(x2, x3), which the fused forward has from its row maxima: each ranking is one compare (a > b) where NaN takes
+// two, and a pair's winner is its maximum, so two selects fewer a group. They keep the keys select_2_of_4 and
+// select_1_of_2_pairs keep; a kept value equals its key's score (a zero may have the other sign: the same
+// exponential). The fused forward votes per key step whether a score of the warp is NaN (bench/NOTES.md v6).
+DFSS_HOST_DEVICE inline GroupChoice select_2_of_4_nan_free(float x0, float x1, float x2, float x3, float max01,
+                                                          float max23) {
+  const bool one_beats_zero = x1 > x0;
+  const bool three_beats_two = x3 > x2;
+  const float loser01 = one_beats_zero ? x0 : x1;
+  const float loser23 = three_beats_two ? x2 : x3;
+  const bool keep01 = !(max23 > loser01);
+  const bool keep23 = loser23 > max01;
+  GroupChoice choice;
+  choice.first = keep01 ? x0 : (keep23 ? x2 : max01);
+  choice.second = keep01 ? x1 : (keep23 ? x3 : max23);
+  choice.nibble = two_of_four_nibble(keep01, keep23, one_beats_zero, three_beats_two);
+  choice.group_max = fmaxf(max01, max23);
+  return choice;
+}
+
+DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs_nan_free(float x0, float x1, float x2, float x3, float max01,
+                                                                float max23) {
+  GroupChoice choice;
+  choice.first = max01;
+  choice.second = max23;
+  choice.nibble = pair_winners_nibble(x1 > x0, x3 > x2);
+  choice.group_max = fmaxf(max01, max23);
+  return choice;
+}
+
+// The networks of a sparse pattern of dfss.h.
+template <int Pattern>
 DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
   static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
   if constexpr (Pattern == DFSS_PATTERN_2_4) {
-    return select_2_of_4<MayHoldNaN>(x0, x1, x2, x3);
+    return select_2_of_4(x0, x1, x2, x3);
   } else {
-    return select_1_of_2_pairs<MayHoldNaN>(x0, x1, x2, x3);
+    return select_1_of_2_pairs(x0, x1, x2, x3);
+  }
+}
+
+template <int Pattern>
+DFSS_HOST_DEVICE inline GroupChoice select_group_nan_free(float x0, float x1, float x2, float x3, float max01,
+                                                         float max23) {
+  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
+  if constexpr (Pattern == DFSS_PATTERN_2_4) {
+    return select_2_of_4_nan_free(x0, x1, x2, x3, max01, max23);
+  } else {
+    return select_1_of_2_pairs_nan_free(x0, x1, x2, x3, max01, max23);
   }
 }
 

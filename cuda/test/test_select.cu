@@ -36,13 +36,16 @@ unsigned kept_by_nibble(const dfss::GroupChoice &choice) {
   return (1u << (choice.nibble & 3u)) | (1u << ((choice.nibble >> 2) & 3u));
 }
 
-void check_choice(const char *network, const float *x, const dfss::GroupChoice &choice, unsigned want_kept) {
+// value_bits: the kept values must be the keys' scores bit for bit (else equal as numbers: -0 may stand for +0).
+void check_choice(const char *network, const float *x, const dfss::GroupChoice &choice, unsigned want_kept,
+                  bool value_bits = true) {
   const unsigned first = choice.nibble & 3u;
   const unsigned second = (choice.nibble >> 2) & 3u;
   report(choice.nibble <= 0xFu && first < second, network, x, "nibble: two ascending indices");
   report(kept_by_nibble(choice) == want_kept, network, x, "kept keys differ from select_n_of_m");
-  report(same_bits(choice.first, x[first]) && same_bits(choice.second, x[second]), network, x,
-         "kept values are not those of the nibble's keys");
+  const bool same_values = value_bits ? same_bits(choice.first, x[first]) && same_bits(choice.second, x[second])
+                                      : choice.first == x[first] && choice.second == x[second];
+  report(same_values, network, x, "kept values are not those of the nibble's keys");
   const float maximum = std::fmax(std::fmax(x[0], x[1]), std::fmax(x[2], x[3]));
   report(same_maximum(choice.group_max, maximum), network, x, "group_max is not the largest non-NaN score");
 }
@@ -63,11 +66,13 @@ int main() {
           const unsigned pairs = dfss::select_n_of_m(x, 1, 2) | (dfss::select_n_of_m(x + 2, 1, 2) << 2);
           check_choice("select_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]), two_of_four);
           check_choice("select_1_of_2_pairs", x, dfss::select_1_of_2_pairs(x[0], x[1], x[2], x[3]), pairs);
-          // The NaN-free forms, on every group without NaN (values[0] is the only NaN).
+          // The NaN-free forms, on every group without NaN (values[0] is the only NaN), given the pairs' maxima.
           if (a > 0 && b > 0 && c > 0 && d > 0) {
-            check_choice("select_2_of_4<NaN-free>", x, dfss::select_2_of_4<false>(x[0], x[1], x[2], x[3]), two_of_four);
-            check_choice("select_1_of_2_pairs<NaN-free>", x,
-                         dfss::select_1_of_2_pairs<false>(x[0], x[1], x[2], x[3]), pairs);
+            const float max01 = std::fmax(x[0], x[1]), max23 = std::fmax(x[2], x[3]);
+            check_choice("select_2_of_4_nan_free", x,
+                         dfss::select_2_of_4_nan_free(x[0], x[1], x[2], x[3], max01, max23), two_of_four, false);
+            check_choice("select_1_of_2_pairs_nan_free", x,
+                         dfss::select_1_of_2_pairs_nan_free(x[0], x[1], x[2], x[3], max01, max23), pairs, false);
           }
         }
       }

@@ -58,10 +58,18 @@ DFSS_HOST_DEVICE inline uint32_t pair_winners_nibble(bool one_beats_zero, bool t
   return (three_beats_two ? 0xCu : 0x8u) + static_cast<uint32_t>(one_beats_zero);
 }
 
-// The nibble of a 2:4 choice: (0, 1) = 0b0100, (2, 3) = 0b1110, else the pairs' winners.
-DFSS_HOST_DEVICE inline uint32_t two_of_four_nibble(bool keep01, bool keep23, bool one_beats_zero,
-                                                   bool three_beats_two) {
-  return keep01 ? 0x4u : (keep23 ? 0xEu : pair_winners_nibble(one_beats_zero, three_beats_two));
+// A 2:4 network's choice from its decisions: keys (0, 1) when keep01, (2, 3) when keep23, else the pairs' winners
+// (winner01 of keys 0, 1 and winner23 of keys 2, 3; one_beats_zero and three_beats_two name them); the nibble of
+// (0, 1) is 0b0100, of (2, 3) 0b1110.
+DFSS_HOST_DEVICE inline GroupChoice two_of_four_choice(float x0, float x1, float x2, float x3, float winner01,
+                                                       float winner23, bool one_beats_zero, bool three_beats_two,
+                                                       bool keep01, bool keep23) {
+  GroupChoice choice;
+  choice.first = keep01 ? x0 : (keep23 ? x2 : winner01);
+  choice.second = keep01 ? x1 : (keep23 ? x3 : winner23);
+  choice.nibble = keep01 ? 0x4u : (keep23 ? 0xEu : pair_winners_nibble(one_beats_zero, three_beats_two));
+  choice.group_max = fmaxf(winner01, winner23);
+  return choice;
 }
 
 // 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
@@ -76,12 +84,7 @@ DFSS_HOST_DEVICE inline GroupChoice select_2_of_4(float x0, float x1, float x2, 
   const float loser23 = three_beats_two ? x2 : x3;
   const bool keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
   const bool keep23 = ranks_above(loser23, winner01);
-  GroupChoice choice;
-  choice.first = keep01 ? x0 : (keep23 ? x2 : winner01);
-  choice.second = keep01 ? x1 : (keep23 ? x3 : winner23);
-  choice.nibble = two_of_four_nibble(keep01, keep23, one_beats_zero, three_beats_two);
-  choice.group_max = fmaxf(winner01, winner23);
-  return choice;
+  return two_of_four_choice(x0, x1, x2, x3, winner01, winner23, one_beats_zero, three_beats_two, keep01, keep23);
 }
 
 // 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
@@ -109,12 +112,7 @@ DFSS_HOST_DEVICE inline GroupChoice select_2_of_4_nan_free(float x0, float x1, f
   const float loser23 = three_beats_two ? x2 : x3;
   const bool keep01 = !(max23 > loser01);
   const bool keep23 = loser23 > max01;
-  GroupChoice choice;
-  choice.first = keep01 ? x0 : (keep23 ? x2 : max01);
-  choice.second = keep01 ? x1 : (keep23 ? x3 : max23);
-  choice.nibble = two_of_four_nibble(keep01, keep23, one_beats_zero, three_beats_two);
-  choice.group_max = fmaxf(max01, max23);
-  return choice;
+  return two_of_four_choice(x0, x1, x2, x3, max01, max23, one_beats_zero, three_beats_two, keep01, keep23);
 }
 
 DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs_nan_free(float x0, float x1, float x2, float x3, float max01,

@@ -37,3 +37,18 @@ test('nearTies flags the rows with a near tie and the keys of the group it is in
     k.dispose();
   }
 });
+
+test('nearTies ranks a NaN score lowest: it hides no near tie among the others', async () => {
+  // One query (q = 1, scale 1) against 4 keys of D = 1: scores NaN, 3, 1 + 2^-20, 1. The 2nd and 3rd of the
+  // numbers tie nearly; a sort that put NaN first compared 3 against 1 + 2^-20 and missed it.
+  const k = Tensor.fromArray([Number.NaN, 3, 1 + 2 ** -20, 1], [1, 1, 4, 1], { dtype: 'float32' });
+  const q = Tensor.fromArray([1], [1, 1, 1, 1], { dtype: 'float32' });
+  try {
+    const found = await nearTies(q, k, { pattern: '2:4', scale: 1 });
+    assert.deepEqual([...found.rows], [1]);
+    assert.deepEqual([...found.keys], [1, 1, 1, 1]);
+  } finally {
+    q.dispose();
+    k.dispose();
+  }
+});

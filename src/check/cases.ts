@@ -23,10 +23,17 @@ export interface Case {
   lengths: boolean;
   /** q and k are small integers and the scale a power of two, so every score is exact and ties are common. */
   exact: boolean;
+  /**
+   * Some keys are NaN in every element (so are their scores): in every group of 4 at most key 1, and only in the
+   * odd 64-key blocks, so that a sparse pattern never keeps one and tiles with and without NaN alternate.
+   */
+  nanKeys?: boolean;
 }
 
 export function caseName(c: Case): string {
-  const masks = [c.causal && 'causal', c.lengths && 'lengths', c.bnhd && 'bnhd', c.exact && 'exact'].filter(Boolean).join('+');
+  const masks = [c.causal && 'causal', c.lengths && 'lengths', c.bnhd && 'bnhd', c.exact && 'exact', c.nanKeys && 'nan-keys']
+    .filter(Boolean)
+    .join('+');
   return `${c.dtype} ${c.pattern} B${c.batch} H${c.headsQ}/${c.headsKv} Nq${c.seqQ} Nk${c.seqK} D${c.headDim}/${c.headDimV}${masks ? ' ' + masks : ''}`;
 }
 
@@ -121,9 +128,18 @@ export function makeInputs(c: Case, random: SeededRandom): Inputs {
     options.seqlensQ = Array.from({ length: c.batch }, (_, b) => (b === 0 ? c.seqQ : Math.floor(random.uniform() * (c.seqQ + 1))));
     options.seqlensK = Array.from({ length: c.batch }, (_, b) => (b === 0 ? c.seqK : Math.floor(random.uniform() * (c.seqK + 1))));
   }
+  const queries = draw(qShape);
+  const keys = draw(kShape);
+  if (c.nanKeys) {
+    for (let row = 0; row < c.batch * c.headsKv * c.seqK; row++) {
+      const key = row % c.seqK;
+      if (key % 4 === 1 && Math.floor(key / 64) % 2 === 1 && random.uniform() < 0.5)
+        keys.fill(Number.NaN, row * c.headDim, (row + 1) * c.headDim);
+    }
+  }
   return {
-    q: operand(draw(qShape), qShape, c.dtype, c.bnhd),
-    k: operand(draw(kShape), kShape, c.dtype, c.bnhd),
+    q: operand(queries, qShape, c.dtype, c.bnhd),
+    k: operand(keys, kShape, c.dtype, c.bnhd),
     v: operand(random.normals(count(vShape)), vShape, c.dtype, c.bnhd),
     options,
   };

@@ -36,7 +36,11 @@ export async function nearTies(q: Tensor, k: Tensor, options: AttentionOptions, 
     const b = Math.floor(row / (headsQ * seqQ));
     const hk = Math.floor((Math.floor(row / seqQ) % headsQ) / (headsQ / headsKv));
     for (let start = 0; start < seqK; start += m) {
-      for (let p = 0; p < m; p++) group[p] = start + p < seqK ? scores[row * seqK + start + p] : -Infinity;
+      // NaN ranks lowest (dfss.h), and both sides rank it so: as -inf it sorts last and decides no near tie.
+      for (let p = 0; p < m; p++) {
+        const score = start + p < seqK ? scores[row * seqK + start + p] : -Infinity;
+        group[p] = score === score ? score : -Infinity;
+      }
       group.sort().reverse();
       const kept = group[n - 1];
       const dropped = group[n];

@@ -17,6 +17,27 @@ function lengthMismatch(got: ArrayLike<number>, want: ArrayLike<number>): Mismat
   return { count: Math.max(got.length, want.length), first: `length ${got.length}, expected ${want.length}` };
 }
 
+/** The elements of got that fail `matches` against want, over the rows `use` keeps; the first named by `describe`. */
+function compareElements(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rowLength: number,
+  use: RowFilter | undefined,
+  matches: (g: number, w: number) => boolean,
+  describe: (g: number, w: number) => string,
+): Mismatch {
+  const wrongLength = lengthMismatch(got, want);
+  if (wrongLength) return wrongLength;
+  let count = 0;
+  let first = '';
+  for (let i = 0; i < got.length; i++) {
+    if ((use && !use(Math.floor(i / rowLength))) || matches(got[i], want[i])) continue;
+    if (count === 0) first = `element ${i} (row ${Math.floor(i / rowLength)})${describe(got[i], want[i])}`;
+    count++;
+  }
+  return { count, first };
+}
+
 /** Elements where |got - want| > atol + rtol |want| (NaN in got always counts), over the rows `use` keeps. */
 export function compareClose(
   got: Float32Array,
@@ -26,34 +47,14 @@ export function compareClose(
   rtol: number,
   use?: RowFilter,
 ): Mismatch {
-  const wrongLength = lengthMismatch(got, want);
-  if (wrongLength) return wrongLength;
-  let count = 0;
-  let first = '';
-  for (let i = 0; i < got.length; i++) {
-    if (use && !use(Math.floor(i / rowLength))) continue;
-    const g = got[i];
-    const w = want[i];
-    if (g === w || Math.abs(g - w) <= atol + rtol * Math.abs(w)) continue;
-    if (count === 0) first = `element ${i} (row ${Math.floor(i / rowLength)}): got ${g}, expected ${w}`;
-    count++;
-  }
-  return { count, first };
+  const close = (g: number, w: number) => g === w || Math.abs(g - w) <= atol + rtol * Math.abs(w);
+  return compareElements(got, want, rowLength, use, close, (g, w) => `: got ${g}, expected ${w}`);
 }
 
 /** Elements whose bits differ (raw elements: two NaNs count as equal), over the rows `use` keeps. */
 export function compareBits(got: ArrayLike<number>, want: ArrayLike<number>, rowLength: number, use?: RowFilter): Mismatch {
-  const wrongLength = lengthMismatch(got, want);
-  if (wrongLength) return wrongLength;
-  let count = 0;
-  let first = '';
-  for (let i = 0; i < got.length; i++) {
-    if (use && !use(Math.floor(i / rowLength))) continue;
-    if (got[i] === want[i] || (Number.isNaN(got[i]) && Number.isNaN(want[i]))) continue;
-    if (count === 0) first = `element ${i} (row ${Math.floor(i / rowLength)}) is ${got[i]}, expected ${want[i]} (bit-exact)`;
-    count++;
-  }
-  return { count, first };
+  const same = (g: number, w: number) => g === w || (Number.isNaN(g) && Number.isNaN(w));
+  return compareElements(got, want, rowLength, use, same, (g, w) => ` is ${g}, expected ${w} (bit-exact)`);
 }
 
 /** One unit in the last place of the dtype, relative: the difference one rounding of a score can make. */

@@ -3,19 +3,15 @@
 // Inputs hold values already rounded to the dtype, addressed by the problem's strides from element 0.
 // Pruned and masked keys are skipped entirely in the exponentials and in P V.
 
-import { rounderFor } from '../dtype.js';
 import type { AttentionProblem } from '../problem.js';
-import { groupCount } from '../select.js';
 import {
   accumulateRow,
   allowedKeyCount,
   computeScoreBlock,
   gatherKept,
   outputSpan,
-  requireInputs,
-  requireValidLengths,
+  prepareFusedRows,
   requireLength,
-  RowScratch,
   SCORE_BLOCK_ROWS,
   softmaxRow,
   validLength,
@@ -35,21 +31,13 @@ export function attentionForward(
   out: Float32Array = new Float32Array(outputSpan(problem)),
   lse: Float32Array | null = null,
 ): Float32Array {
-  const { batch, headsQ, headsKv, seqQ, seqK, headDim, headDimV, pattern, causal } = problem;
-  requireInputs(problem, { q, k, v });
-  requireValidLengths(problem);
-  requireLength('out', out, outputSpan(problem), 'out shape and strides');
+  const { batch, headsQ, seqQ, seqK, headDim, headDimV, pattern, causal } = problem;
+  const { round, scale32, headsPerKv, scratch } = prepareFusedRows(problem, { q, k, v }, out);
   if (lse !== null) requireLength('lse', lse, batch * headsQ * seqQ, '[B, Hq, Nq]');
-
-  const round = rounderFor(problem.dtype);
-  const scale32 = Math.fround(problem.scale);
-  const headsPerKv = headsQ / headsKv;
   const [qsB, qsH, qsN] = problem.qStrides;
   const [ksB, ksH, ksN] = problem.kStrides;
   const [vsB, vsH, vsN] = problem.vStrides;
   const [osB, osH, osN] = problem.outStrides;
-  const maxSlots = pattern === null ? seqK : groupCount(seqK, pattern.m) * pattern.n;
-  const scratch = new RowScratch(seqK, maxSlots, headDimV);
   const { keys, gathered, probs, exps, acc, liveRows, liveWeights, identity } = scratch;
   const blockScores = new Float32Array(SCORE_BLOCK_ROWS * seqK); // row r of a block at r * seqK
 

@@ -6,17 +6,12 @@
 // then dq and dk are multiplied by scale. Every sum is float64; the outputs are rounded to the dtype once. Rows
 // with lse = -inf (nothing finite) contribute nothing, and grouped-query heads add into their kv head's dk, dv.
 
-import { rounderFor } from '../dtype.js';
 import type { AttentionProblem, Strides4 } from '../problem.js';
-import { groupCount } from '../select.js';
 import {
   allowedKeyCount,
   keptScores,
-  outputSpan,
-  requireInputs,
+  prepareFusedRows,
   requireLength,
-  requireValidLengths,
-  RowScratch,
   stridedSpan,
   validLength,
 } from './rows.js';
@@ -46,22 +41,14 @@ export function attentionBackward(
   lse: Float32Array,
 ): GradientArrays {
   const { batch, headsQ, headsKv, seqQ, seqK, headDim, headDimV, pattern, causal } = problem;
-  requireInputs(problem, { q, k, v });
-  requireValidLengths(problem);
-  requireLength('out', out, outputSpan(problem), 'out shape and strides');
+  const { round, scale32, headsPerKv, scratch } = prepareFusedRows(problem, { q, k, v }, out);
   requireLength('dout', dout, stridedSpan([batch, headsQ, seqQ, headDimV], doutStrides), 'dout shape and strides');
   requireLength('lse', lse, batch * headsQ * seqQ, '[B, Hq, Nq]');
-
-  const round = rounderFor(problem.dtype);
-  const scale32 = Math.fround(problem.scale);
-  const headsPerKv = headsQ / headsKv;
   const [qsB, qsH, qsN] = problem.qStrides;
   const [ksB, ksH, ksN] = problem.kStrides;
   const [vsB, vsH, vsN] = problem.vStrides;
   const [osB, osH, osN] = problem.outStrides;
   const [dsB, dsH, dsN] = doutStrides;
-  const maxSlots = pattern === null ? seqK : groupCount(seqK, pattern.m) * pattern.n;
-  const scratch = new RowScratch(seqK, maxSlots, headDimV);
 
   const dq = new Float32Array(batch * headsQ * seqQ * headDim);
   const dkSum = new Float64Array(batch * headsKv * seqK * headDim);

@@ -14,6 +14,7 @@
 //     accumulates in float32; tests allow for the difference). Entries with p = 0 are skipped, so they add
 //     nothing even where v holds Inf or NaN.
 
+import { rounderFor } from '../dtype.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { AttentionProblem, Strides4 } from '../problem.js';
 import type { Pattern } from '../pattern.js';
@@ -78,6 +79,29 @@ export function requireValidLengths(problem: AttentionProblem): void {
   };
   check('seqlensQ', problem.seqlensQ, problem.seqQ);
   check('seqlensK', problem.seqlensK, problem.seqK);
+}
+
+/**
+ * What the fused forward and backward do before their row loops: q, k, v, the valid lengths and out (by
+ * problem.outStrides) checked; then the dtype's rounding, the float32 scale, the query heads of a kv head, and row
+ * scratch wide enough for every key (or every kept slot of the pattern).
+ */
+export function prepareFusedRows(
+  problem: AttentionProblem,
+  inputs: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> },
+  out: ArrayLike<number>,
+) {
+  requireInputs(problem, inputs);
+  requireValidLengths(problem);
+  requireLength('out', out, outputSpan(problem), 'out shape and strides');
+  const { seqK, headDimV, pattern } = problem;
+  const maxSlots = pattern === null ? seqK : groupCount(seqK, pattern.m) * pattern.n;
+  return {
+    round: rounderFor(problem.dtype),
+    scale32: Math.fround(problem.scale),
+    headsPerKv: problem.headsQ / problem.headsKv,
+    scratch: new RowScratch(seqK, maxSlots, headDimV),
+  };
 }
 
 /** Number of elements out needs for its shape and strides. */

@@ -68,16 +68,20 @@ __device__ __forceinline__ float tree_reduce(const float (&values)[N], Combine &
   }
 }
 
-// pair_max[r][j] = the larger of the thread's scores s[j][2r] and s[j][2r + 1] of row r (the NaN-free 2:4 and 1:2
-// networks take these as the pairs' winners): with fmaxf (NaN ignored) or, KeepNaN, with max_or_nan.
+// The larger of a and b: fmaxf (NaN ignored) or, KeepNaN, max_or_nan.
+template <bool KeepNaN>
+__device__ __forceinline__ float larger(float a, float b) {
+  return KeepNaN ? max_or_nan(a, b) : fmaxf(a, b);
+}
+
+// pair_max[r][j] = larger<KeepNaN> of the thread's scores s[j][2r] and s[j][2r + 1] of row r (the NaN-free 2:4 and
+// 1:2 networks take these as the pairs' winners).
 template <bool KeepNaN>
 __device__ __forceinline__ void pair_maxima(const float (&s)[kScoreBlocks][4], float (&pair_max)[2][kScoreBlocks]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
 #pragma unroll
-    for (int j = 0; j < kScoreBlocks; ++j) {
-      pair_max[r][j] = KeepNaN ? max_or_nan(s[j][2 * r], s[j][2 * r + 1]) : fmaxf(s[j][2 * r], s[j][2 * r + 1]);
-    }
+    for (int j = 0; j < kScoreBlocks; ++j) pair_max[r][j] = larger<KeepNaN>(s[j][2 * r], s[j][2 * r + 1]);
   }
 }
 
@@ -89,7 +93,7 @@ __device__ __forceinline__ void thread_step_maxima(const float (&s)[kScoreBlocks
   pair_maxima<KeepNaN>(s, pair_max);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    step_max[r] = tree_reduce(pair_max[r], [](float a, float b) { return KeepNaN ? max_or_nan(a, b) : fmaxf(a, b); });
+    step_max[r] = tree_reduce(pair_max[r], larger<KeepNaN>);
   }
 }
 

@@ -99,6 +99,12 @@ template <typename T, int D, typename RowOf, typename Layout = PaddedTile<D>>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of, Layout layout = Layout{}) {
   const bool whole = first + kTileKeys <= limit;
+  // Tile row p, unit `unit`, from source row `row` of a tile that may reach the tensor's end: a zero-filled copy reads
+  // nothing, but its address stays a valid one (row 0 of the head).
+  const auto copy_checked = [&](int p, int unit, int64_t row) {
+    const bool outside = row >= limit;
+    cp_async_16(layout(tile, p, unit), source + (outside ? 0 : row) * row_stride + unit * 8, outside);
+  };
   if constexpr (copies_by_row_offsets<D, RowOf>()) {
     constexpr int kRows = rows_per_pass<D>();
     const int unit = static_cast<int>(threadIdx.x) % (D / 8);
@@ -113,11 +119,7 @@ __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_
     } else {
 #pragma unroll
       for (int pass = 0; pass < kTileKeys / kRows; ++pass) {
-        const int64_t row = thread_first + row_of(pass * kRows);
-        const bool outside = row >= limit;
-        // A zero-filled copy reads nothing, but its address stays a valid one (row 0 of the head).
-        cp_async_16(layout(tile, p0 + pass * kRows, unit), source + (outside ? 0 : row) * row_stride + unit * 8,
-                    outside);
+        copy_checked(p0 + pass * kRows, unit, thread_first + row_of(pass * kRows));
       }
     }
   } else {
@@ -128,11 +130,7 @@ __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_
       });
       return;
     }
-    for_each_tile_unit<D>([&](int p, int unit) {
-      const int64_t row = first + row_of(p);
-      const bool outside = row >= limit;
-      cp_async_16(layout(tile, p, unit), source + (outside ? 0 : row) * row_stride + unit * 8, outside);
-    });
+    for_each_tile_unit<D>([&](int p, int unit) { copy_checked(p, unit, first + row_of(p)); });
   }
 }
 
@@ -189,10 +187,7 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[kScoreBlocks][4], floa
     asm volatile("" ::: "memory");
     int key_limit[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t remaining = key_end[r] - step_key;
-      key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining)) - lane_key;
-    }
+    for (int r = 0; r < 2; ++r) key_limit[r] = allowed_keys_in_tile(key_end[r], step_key, kTileKeys) - lane_key;
 #pragma unroll
     for (int j = 0; j < kScoreBlocks; ++j) {
 #pragma unroll

@@ -19,4 +19,10 @@ DFSS_HOST_DEVICE inline int64_t allowed_key_end(int64_t i, int64_t valid_q, int6
   return causal_end < 0 ? 0 : (causal_end < valid_k ? causal_end : valid_k);
 }
 
+// How many of the tile_keys keys from first_key on a row with allowed_key_end = key_end sees (0 .. tile_keys).
+DFSS_HOST_DEVICE inline int allowed_keys_in_tile(int64_t key_end, int64_t first_key, int tile_keys) {
+  const int64_t remaining = key_end - first_key;
+  return static_cast<int>(remaining < 0 ? 0 : (remaining > tile_keys ? tile_keys : remaining));
+}
+
 }  // namespace dfss

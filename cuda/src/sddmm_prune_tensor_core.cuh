@@ -202,10 +202,7 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
     // on the tiles every row of this lane sees whole (all tiles but the last ones of a row).
     int key_limit[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t remaining = key_end[r] - key0;
-      key_limit[r] = static_cast<int>(remaining < 0 ? 0 : (remaining > kTileKeys ? kTileKeys : remaining));
-    }
+    for (int r = 0; r < 2; ++r) key_limit[r] = allowed_keys_in_tile(key_end[r], key0, kTileKeys);
     const bool masked = key_limit[0] < kTileKeys || key_limit[1] < kTileKeys;
     // The tile's slots of each row: on all tiles but a row's last the runs lie whole inside the row and are stored
     // without checks, at 32-bit offsets; kept groups (metadata) likewise, counted from the tile's first one.

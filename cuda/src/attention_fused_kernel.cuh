@@ -109,12 +109,14 @@ __device__ __forceinline__ float quad_sum(float x) {
 // any base.
 constexpr float kMaxSlack = 5.5f;
 
-// Step 4 of both fused forwards (16-bit and float32): the rows' running maxima from the step's (see kMaxSlack), and
-// what was accumulated under the old ones rescaled. scaled_base[r] = max * log2(e), with max = 0 while a row has no
-// finite score (exp2(-inf) = 0, no NaN).
-template <int OutBlocks>
-__device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], float (&row_max)[2], float (&row_sum)[2],
-                                                   const float (&step_max)[2], float (&scaled_base)[2]) {
+// Step 4 of both fused forwards (16-bit and float32): the rows' running maxima from the step's (see kMaxSlack) and
+// the row sums rescaled to them; when some row of the warp raised its maximum (the return value, warp-uniform),
+// rescale(correction) is called with O's rescale factors: it rescales O at once, or keeps them for when the P.V that
+// accumulates into O has finished. scaled_base[r] = max * log2(e), with max = 0 while a row has no finite score
+// (exp2(-inf) = 0, no NaN).
+template <typename Rescale>
+__device__ __forceinline__ bool raise_running_max(float (&row_max)[2], float (&row_sum)[2], const float (&step_max)[2],
+                                                  float (&scaled_base)[2], Rescale &&rescale) {
   float new_max[2];
   bool raise = false;
 #pragma unroll
@@ -122,23 +124,43 @@ __device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], flo
     new_max[r] = fmaxf(row_max[r], quad_max(step_max[r]));
     raise |= new_max[r] - row_max[r] > kMaxSlack;  // also a first finite score (+inf); -inf - -inf is NaN: false
   }
-  if (__any_sync(0xffffffffu, raise)) {
+  const bool raised = __any_sync(0xffffffffu, raise);
+  if (raised) {
+    float correction[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const float base = new_max[r] == -INFINITY ? 0.0f : new_max[r];
       // Exactly 1 while the maximum stays (a rounding of max * log2(e) here would compound over the steps).
-      const float correction = exp2_approx((row_max[r] - base) * kLog2e);
+      correction[r] = exp2_approx((row_max[r] - base) * kLog2e);
       row_max[r] = new_max[r];
-      row_sum[r] *= correction;
-#pragma unroll
-      for (int n = 0; n < OutBlocks; ++n) {
-        o[n][2 * r] *= correction;
-        o[n][2 * r + 1] *= correction;
-      }
+      row_sum[r] *= correction[r];
     }
+    rescale(correction);
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) scaled_base[r] = (row_max[r] == -INFINITY ? 0.0f : row_max[r]) * kLog2e;
+  return raised;
+}
+
+// O (rows group and group + 8 of the warp) times the factors of raise_running_max.
+template <int OutBlocks>
+__device__ __forceinline__ void rescale_output(float (&o)[OutBlocks][4], const float (&correction)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+#pragma unroll
+    for (int n = 0; n < OutBlocks; ++n) {
+      o[n][2 * r] *= correction[r];
+      o[n][2 * r + 1] *= correction[r];
+    }
+  }
+}
+
+// Both of the above at once, where no P.V is in flight.
+template <int OutBlocks>
+__device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], float (&row_max)[2], float (&row_sum)[2],
+                                                   const float (&step_max)[2], float (&scaled_base)[2]) {
+  raise_running_max(row_max, row_sum, step_max, scaled_base,
+                    [&](const float(&correction)[2]) { rescale_output(o, correction); });
 }
 
 // Step 6 of both fused forwards: out = O / sum (pairs of elements stored together, rounded to T) and lse = max +
@@ -172,6 +194,139 @@ __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &pa
   }
 }
 
+// The end of the keys that every row of the warp sees (the smaller key_end of each thread's rows): steps that end at
+// or before it need no mask.
+__device__ __forceinline__ int64_t warp_seen_key_end(const int64_t (&key_end)[2]) {
+  return __reduce_min_sync(0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
+}
+
+// What the softmax of a key step reads and updates for the thread's two rows (references to the block's own
+// variables): O, the running maxima and sums, the keys each row sees (key_end, mask.h), the end of the keys that every
+// row of the warp sees (steps ending at or before it need no mask), the lane's part of its keys (lane_key =
+// key_of_score(0, 0, quad)) and the lane.
+template <int OutBlocks>
+struct StepRows {
+  float (&o)[OutBlocks][4];
+  float (&row_max)[2];
+  float (&row_sum)[2];
+  const int64_t (&key_end)[2];
+  int64_t warp_key_end;
+  int lane_key;
+  int lane;
+};
+
+// A step's kept exponentials (unnormalized P) as P.V's A operand: a[i][2h + r] holds row r of the keys of half h of
+// block i (sparse: the compressed kept pair of a group), rounded to T, a pair a register. softmax_step writes `a` at
+// once, or, deferred, the pairs' float values in `pairs` for pack_operand to round later.
+template <int Pattern>
+struct StepOperand {
+  static constexpr int kBlocks = Pattern != DFSS_PATTERN_DENSE ? 2 : 4;
+  uint32_t a[kBlocks][4];
+  float pairs[kBlocks][4][2];
+};
+
+template <typename T, int Pattern>
+__device__ __forceinline__ void pack_operand(StepOperand<Pattern> &operand) {
+#pragma unroll
+  for (int i = 0; i < StepOperand<Pattern>::kBlocks; ++i) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) operand.a[i][e] = pack_rounded<T>(operand.pairs[i][e][0], operand.pairs[i][e][1]);
+  }
+}
+
+// Steps 2-4 of the warp's key step at step_key, once scored.s holds S = Q K^T: scale and masks (attention_fused_step.cuh),
+// the step's row maxima, the running maxima raised, the N:M choice (sparse patterns) and the kept exponentials as
+// `operand` with its `metadata`. InOrder (no P.V in flight): O is rescaled here and the operand rounded at once;
+// otherwise O's factors are left in `correction` and the operand's values in its pairs, for the caller to apply
+// (rescale_output, pack_operand) once the P.V that accumulates into O and reads the operand registers has finished.
+// Returns whether some row of the warp raised its maximum. KeepsPairMaxima: the engine's (see WarpMmaEngine).
+template <typename T, int Pattern, bool KeepsPairMaxima, bool InOrder, int OutBlocks>
+__device__ __forceinline__ bool softmax_step(const StepRows<OutBlocks> &rows, ScoredStep &scored, int64_t step_key,
+                                             float scale, float (&correction)[2], StepOperand<Pattern> &operand,
+                                             uint32_t &metadata) {
+  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  // 2. The step's row maxima: over all scores, which is the maximum over the kept ones too (a group's largest score
+  // is always kept). Sparse patterns take them with max.NaN first: unless some score of the warp is NaN (a
+  // warp-uniform vote), the choice runs the NaN-free networks (one compare where NaN ranking takes two, the pairs'
+  // maxima as their winners; select.cuh).
+  scale_and_mask<Pattern>(scored.s, scale, step_key + kTileKeys > rows.warp_key_end, rows.key_end, step_key,
+                          rows.lane_key);
+  float step_max[2];
+  float pair_max[2][kScoreBlocks];
+  thread_step_maxima<kSparse>(scored.s, step_max, pair_max);
+  bool step_has_nan = false;
+  if constexpr (kSparse) {
+    step_has_nan = __any_sync(0xffffffffu, (step_max[0] != step_max[0]) | (step_max[1] != step_max[1]));
+    if (step_has_nan) thread_step_maxima<false>(scored.s, step_max, pair_max);
+  }
+
+  // 4. Online softmax: new running maxima, before the choice, so that the choice and the exponentials after it make
+  // one stretch of code.
+  float scaled_base[2];
+  const bool raised =
+      raise_running_max(rows.row_max, rows.row_sum, step_max, scaled_base, [&](const float(&factors)[2]) {
+        if constexpr (InOrder) {
+          rescale_output(rows.o, factors);
+        } else {
+          correction[0] = factors[0];
+          correction[1] = factors[1];
+        }
+      });
+  float(&row_sum)[2] = rows.row_sum;
+
+  if constexpr (kSparse) {
+    // 3. The N:M choice (as choose_kept_scores in the fused backward), then the kept exponentials: one stretch of
+    // code in each branch of the vote.
+    const auto choose_and_exponentiate = [&](auto may_hold_nan) {
+      if constexpr (decltype(may_hold_nan)::value) {
+        choose_kept<Pattern>(scored, rows.lane);
+      } else if constexpr (KeepsPairMaxima) {
+        choose_kept_nan_free<Pattern>(scored, pair_max, rows.lane);
+      } else {
+        float fresh_pair_max[2][kScoreBlocks];
+        pair_maxima<false>(scored.s, fresh_pair_max);
+        choose_kept_nan_free<Pattern>(scored, fresh_pair_max, rows.lane);
+      }
+      metadata = scored.metadata;
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const GroupChoice &choice = scored.choice[c][h][r];
+            float(&pair)[2] = operand.pairs[c][2 * h + r];
+            pair[0] = exp2_approx(fmaf(choice.first, kLog2e, -scaled_base[r]));
+            pair[1] = exp2_approx(fmaf(choice.second, kLog2e, -scaled_base[r]));
+            row_sum[r] += pair[0] + pair[1];
+            if (InOrder) operand.a[c][2 * h + r] = pack_rounded<T>(pair[0], pair[1]);
+          }
+        }
+      }
+    };
+    if (step_has_nan) {
+      choose_and_exponentiate(std::true_type{});
+    } else {
+      choose_and_exponentiate(std::false_type{});
+    }
+  } else {
+    metadata = 0;
+    const auto &s = scored.s;
+#pragma unroll
+    for (int j = 0; j < kScoreBlocks; ++j) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float(&pair)[2] = operand.pairs[j / 2][2 * (j % 2) + r];
+        pair[0] = exp2_approx(fmaf(s[j][2 * r], kLog2e, -scaled_base[r]));
+        pair[1] = exp2_approx(fmaf(s[j][2 * r + 1], kLog2e, -scaled_base[r]));
+        row_sum[r] += pair[0] + pair[1];
+        if (InOrder) operand.a[j / 2][2 * (j % 2) + r] = pack_rounded<T>(pair[0], pair[1]);
+      }
+    }
+  }
+  return raised;
+}
+
 // The warp-level tensor-core engine of the fused forward (sm_80 and later): the layout of its tiles, and steps 1 and
 // 5 of a key step. Each warp keeps its Q fragments in registers; S = Q K^T with mma.sync m16n8k16 on ldmatrix
 // fragments; P.V with mma.sp::ordered_metadata m16n8k32 (sparse) or mma.sync m16n8k16 (dense).
@@ -196,6 +351,8 @@ struct WarpMmaEngine {
   // The step's pair maxima are taken again for the N:M choice rather than kept through the online softmax: kept,
   // they spilled at D = 128 (176 bytes a thread, sm_80).
   static constexpr bool kKeepsPairMaxima = false;
+  // The key steps in attention_fused_block's order (see WarpgroupMmaEngine::kPipelined).
+  static constexpr bool kPipelined = false;
 
   // Waits for this thread's tile copies but the newest `Pending` groups, then for every thread of the block: the
   // tiles are ready to read.
@@ -259,7 +416,8 @@ struct WarpMmaEngine {
 
 // One block's work item: query tile `work % query_tiles` (counted from the end, so that the longest causal tiles
 // start first) of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq). Engine: the tile layout and
-// steps 1 and 5 (WarpMmaEngine above, WarpgroupMmaEngine in attention_fused_wgmma.cuh); the rest is this one code.
+// steps 1 and 5 (WarpMmaEngine above, WarpgroupMmaEngine in attention_fused_wgmma.cuh); the key steps run in order
+// here, or in the engine's pipelined order (kPipelined), both through softmax_step for steps 2-4.
 template <typename T, int D, int Pattern, typename Engine>
 __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams &params, int64_t work, T *smem) {
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
@@ -289,7 +447,13 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
   float row_max[2] = {-INFINITY, -INFINITY};
   float row_sum[2] = {0.0f, 0.0f};  // this thread's part; the quad's parts are added at the end
 
-  if (key_steps > 0) {
+  if constexpr (Engine::kPipelined) {
+    if (key_steps > 0) {
+      const StepRows<kOutBlocks> rows{o,   row_max, row_sum, key_end, warp_seen_key_end(key_end),
+                                      key_of_score<Pattern>(0, 0, quad), lane};
+      Engine::pipelined_key_steps(params, place, q, k, v, rows, smem);
+    }
+  } else if (key_steps > 0) {
     // Tiles: Q, V, then Engine::kKeyTiles K tiles (K(step) in tile step % kKeyTiles).
     constexpr int kKeyTiles = Engine::kKeyTiles;
     static_assert(kKeyTiles == 1 || kKeyTiles == 2, "one K tile, or two that alternate");
@@ -303,11 +467,9 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
 
     Engine engine;
     engine.prepare(q_tile, warp, lane);
-    // Steps that end at or before warp_key_end need no mask: every row of the warp sees all their keys.
-    const int64_t warp_key_end = __reduce_min_sync(
-        0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
     // key_of_score(j, e, quad) = key_of_score(j, e, 0) + lane_key: the lane's part of its keys.
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
+    const StepRows<kOutBlocks> rows{o, row_max, row_sum, key_end, warp_seen_key_end(key_end), lane_key, lane};
 
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
@@ -324,78 +486,14 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
         cp_async_commit();
       }
 
-      // 1-2. S = Q K^T, scale and masks (attention_fused_step.cuh), the step's row maxima: over all scores, which is
-      // the maximum over the kept ones too (a group's largest score is always kept). Sparse patterns take them with
-      // max.NaN first: unless some score of the warp is NaN (a warp-uniform vote), the choice runs the NaN-free
-      // networks (one compare where NaN ranking takes two, the pairs' maxima as their winners; select.cuh).
+      // 1-4. S = Q K^T, then softmax_step.
       ScoredStep scored;
       engine.scores(scored.s, q_tile, k_tile, lane);
-      scale_and_mask<Pattern>(scored.s, shape.scale, step_key + kTileKeys > warp_key_end, key_end, step_key,
-                              lane_key);
-      float step_max[2];
-      float pair_max[2][kScoreBlocks];
-      thread_step_maxima<kSparse>(scored.s, step_max, pair_max);
-      bool step_has_nan = false;
-      if constexpr (kSparse) {
-        step_has_nan = __any_sync(0xffffffffu, (step_max[0] != step_max[0]) | (step_max[1] != step_max[1]));
-        if (step_has_nan) thread_step_maxima<false>(scored.s, step_max, pair_max);
-      }
-
-      // 4. Online softmax: new running maxima, rescale what was accumulated under the old ones. Before the choice,
-      // so that the choice and the exponentials after it make one stretch of code.
-      float scaled_base[2];
-      update_running_max(o, row_max, row_sum, step_max, scaled_base);
-
-      // P as the A operand of P.V: a[.][2h + r] holds row r of the keys of half h (dense: score block 2ks + h).
-      uint32_t a[kSparse ? 2 : 4][4];
-      uint32_t metadata = 0;
-      if constexpr (kSparse) {
-        // 3. The N:M choice (as choose_kept_scores in the fused backward), then the kept exponentials: one stretch
-        // of code in each branch of the vote.
-        const auto choose_and_exponentiate = [&](auto may_hold_nan) {
-          if constexpr (decltype(may_hold_nan)::value) {
-            choose_kept<Pattern>(scored, lane);
-          } else if constexpr (Engine::kKeepsPairMaxima) {
-            choose_kept_nan_free<Pattern>(scored, pair_max, lane);
-          } else {
-            float fresh_pair_max[2][kScoreBlocks];
-            pair_maxima<false>(scored.s, fresh_pair_max);
-            choose_kept_nan_free<Pattern>(scored, fresh_pair_max, lane);
-          }
-          metadata = scored.metadata;
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-#pragma unroll
-              for (int r = 0; r < 2; ++r) {
-                const GroupChoice &choice = scored.choice[c][h][r];
-                const float p0 = exp2_approx(fmaf(choice.first, kLog2e, -scaled_base[r]));
-                const float p1 = exp2_approx(fmaf(choice.second, kLog2e, -scaled_base[r]));
-                row_sum[r] += p0 + p1;
-                a[c][2 * h + r] = pack_rounded<T>(p0, p1);
-              }
-            }
-          }
-        };
-        if (step_has_nan) {
-          choose_and_exponentiate(std::true_type{});
-        } else {
-          choose_and_exponentiate(std::false_type{});
-        }
-      } else {
-        const auto &s = scored.s;
-#pragma unroll
-        for (int j = 0; j < kScoreBlocks; ++j) {
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const float p0 = exp2_approx(fmaf(s[j][2 * r], kLog2e, -scaled_base[r]));
-            const float p1 = exp2_approx(fmaf(s[j][2 * r + 1], kLog2e, -scaled_base[r]));
-            row_sum[r] += p0 + p1;
-            a[j / 2][2 * (j % 2) + r] = pack_rounded<T>(p0, p1);
-          }
-        }
-      }
+      StepOperand<Pattern> p;
+      uint32_t metadata;
+      float correction[2];
+      softmax_step<T, Pattern, Engine::kKeepsPairMaxima, true>(rows, scored, step_key, shape.scale, correction, p,
+                                                                metadata);
 
       if constexpr (kKeyTiles == 2) {
         // V(step) has arrived for every thread (K(step + 1) may still be on its way).
@@ -411,7 +509,7 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       }
 
       // 5. O += P V.
-      Engine::accumulate_values(o, a, metadata, v_tile, lane);
+      Engine::accumulate_values(o, p.a, metadata, v_tile, lane);
 
       // K(step + 1) has arrived, and no warp reads V(step) (or, with two K tiles, K(step)) any more.
       Engine::tiles_arrived();

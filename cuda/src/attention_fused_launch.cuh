@@ -77,8 +77,8 @@ extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 64>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 96>();
 extern template FusedKernels fused_attention_kernels<__nv_bfloat16, 128>();
 
-// The Hopper kernels (attention_fused_wgmma.cuh, sm_90a): head dims 64 and 128 of 16-bit types. Their tiles (Q, V
-// and two K tiles), in the 128-byte swizzle layout, have no padding and start on a kTileAlignment boundary of the
+// The Hopper kernels (attention_fused_wgmma.cuh, sm_90a): head dims 64 and 128 of 16-bit types. Their tiles (Q, K
+// and two V tiles), in the 128-byte swizzle layout, have no padding and start on a kTileAlignment boundary of the
 // dynamic shared memory.
 constexpr size_t kTileAlignment = 1024;
 DFSS_HOST_DEVICE constexpr bool fused_wgmma_head_dim_supported(int64_t head_dim) {

@@ -7,7 +7,8 @@
 // The tiles are stored in the 128-byte swizzle layout wgmma reads (64-column panels of 1024-byte atoms); K's rows are
 // permuted as in the warp-level kernel, so each thread's accumulators hold whole groups of 4 keys. The scores are the
 // warp-level kernel's bits (checked by the GPU tests: the fused backward, on mma.sync, makes the forward's choices).
-// Head dims 64 and 128 (whole panels).
+// The key steps are pipelined: step j's P.V runs while step j + 1's softmax does (pipelined_key_steps). Head dims 64
+// and 128 (whole panels).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -30,9 +31,9 @@ struct SwizzledTile {
   }
 };
 
-// The warpgroup engine of attention_fused_block: each product is issued, committed and waited for at once, the other
-// blocks of the SM filling the wait. (Issuing S(j + 1) and P(j) V(j) together and computing the softmax of S(j + 1)
-// while P(j) V(j) runs, on double-buffered K and V tiles, measured no faster: bench/NOTES.md, v4.)
+// The warpgroup engine of attention_fused_block: its key steps run pipelined (pipelined_key_steps: P(j) V(j) on the
+// tensor cores while the softmax of S(j + 1) runs; +1-6 % over issuing and waiting for each product at once, with
+// the same 3-4 blocks a SM: bench/NOTES.md, v7), the other blocks of the SM filling the waits that remain.
 template <typename T, int D, int Pattern>
 struct WarpgroupMmaEngine {
   static_assert(D == 64 || D == 128, "wgmma tiles are whole 64-column panels");
@@ -50,11 +51,11 @@ struct WarpgroupMmaEngine {
     return reinterpret_cast<T *>((address + kTileAlignment - 1) & ~uintptr_t{kTileAlignment - 1});
   }
 
-  // Two K tiles: K(step + 1) is copied during the whole of step `step` (4 tiles a block: 3 blocks a SM fit at
-  // D = 128), where one tile left it only P.V's time to arrive (bench/NOTES.md v6).
-  static constexpr int kKeyTiles = 2;
-  // The step's pair maxima are kept from the row maxima to the N:M choice (no spills; attention_fused_block).
+  // The step's pair maxima are kept from the row maxima to the N:M choice (recomputing them, measured in v7, was
+  // 1-5 % slower for 2:4 despite fewer spills).
   static constexpr bool kKeepsPairMaxima = true;
+  // The key steps in pipelined_key_steps' order (else attention_fused_block's own).
+  static constexpr bool kPipelined = true;
 
   // cp.async writes through the generic proxy, wgmma reads through the async proxy: the fence orders the two.
   // Waits for this thread's copies but the newest `Pending` groups.
@@ -64,8 +65,6 @@ struct WarpgroupMmaEngine {
     fence_proxy_async_shared();
     __syncthreads();
   }
-
-  __device__ __forceinline__ void prepare(const T *, int, int) {}
 
   // A K-major operand (the Q or K tile) at k-step ks: columns 16 ks .. 16 ks + 15, 32 bytes into its panel's rows.
   __device__ __forceinline__ static SwizzledDescriptor k_major(const T *tile) {
@@ -81,23 +80,19 @@ struct WarpgroupMmaEngine {
   }
   __device__ __forceinline__ static constexpr uint32_t key_bytes(int first_key) { return first_key * 64 * sizeof(T); }
 
-  // 1. S = Q K^T.
-  __device__ __forceinline__ void scores(float (&s)[kScoreBlocks][4], const T *q_tile, const T *k_tile, int) const {
+  // 1. S = Q K^T, issued and committed as one wgmma group (not waited for).
+  __device__ __forceinline__ static void issue_scores(float (&s)[kScoreBlocks][4], const T *q_tile, const T *k_tile) {
     const SwizzledDescriptor q = k_major(q_tile), k = k_major(k_tile);
     wgmma_fence();
+    wgmma_m64n64k16_ss_first<T>(s, q.at(k_step_bytes(0)), k.at(k_step_bytes(0)));
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) {
-      wgmma_m64n64k16_ss<T>(s, q.at(k_step_bytes(ks)), k.at(k_step_bytes(ks)), ks > 0);
-    }
+    for (int ks = 1; ks < D / 16; ++ks) wgmma_m64n64k16_ss<T>(s, q.at(k_step_bytes(ks)), k.at(k_step_bytes(ks)), true);
     wgmma_commit();
-    wgmma_wait<0>();
-    fence_accumulators(s);
   }
 
-  // 5. O += P V.
-  __device__ __forceinline__ static void accumulate_values(float (&o)[kOutBlocks][4],
-                                                           const uint32_t (&a)[kSparse ? 2 : 4][4], uint32_t metadata,
-                                                           const T *v_tile, int) {
+  // 5. O += P V, issued and committed as one wgmma group (not waited for).
+  __device__ __forceinline__ static void issue_values(float (&o)[kOutBlocks][4], const uint32_t (&a)[kSparse ? 2 : 4][4],
+                                                      uint32_t metadata, const T *v_tile) {
     const SwizzledDescriptor v = values(v_tile);
     fence_accumulators(o);
     wgmma_fence();
@@ -109,8 +104,80 @@ struct WarpgroupMmaEngine {
       for (int ks = 0; ks < 4; ++ks) wgmma_m64nNk16_rs<T, D>(o, a[ks], v.at(key_bytes(16 * ks)));
     }
     wgmma_commit();
+  }
+
+  // The key steps of attention_fused_block with each step's P.V on the tensor cores while the next step's softmax
+  // runs (the overlap inside a warpgroup of FlashAttention-3): step j issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j)
+  // as two wgmma groups, waits for the first only, and runs the softmax and N:M choice of S(j + 1) (softmax_step)
+  // while P(j) V(j) runs; O is rescaled after it (O, P(j) V(j) included, times the factor of step j + 1's maxima, as
+  // the in-order steps do at step j + 1: the same bits). Tiles: Q, one K tile (K(j + 2) is copied once every warp's
+  // S(j + 1) has read K(j + 1)), two V tiles (V(j + 1) is copied during the whole of step j).
+  __device__ __forceinline__ static void pipelined_key_steps(const FusedAttentionParams &params,
+                                                             const QueryTilePlace &place, const T *q, const T *k,
+                                                             const T *v, const StepRows<kOutBlocks> &rows, T *smem) {
+    const AttentionShape &shape = params.shape;
+    const int64_t key_steps = place.key_steps;
+    T *q_tile = smem;
+    T *k_tile = smem + kTileElements;
+    const auto value_tile = [&](int64_t step) { return smem + (2 + step % 2) * kTileElements; };
+    const auto load_keys = [&](int64_t step) {
+      load_tile<T, D>(k_tile, k, shape.k.row, step * kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+    };
+    const auto load_values = [&](int64_t step) {
+      load_tile<T, D>(value_tile(step), v, shape.v.row, step * kTileKeys, shape.seq_k, NaturalRow{}, Layout{});
+    };
+
+    // Step 0's scores and softmax, with V(0) and then K(1) on their way.
+    load_tile<T, D>(q_tile, q, shape.q.row, place.first_row, shape.seq_q, NaturalRow{}, Layout{});
+    load_keys(0);
+    cp_async_commit();
+    load_values(0);
+    cp_async_commit();
+    tiles_arrived<1>();  // Q and K(0)
+    ScoredStep scored;
+    StepOperand<Pattern> p;
+    uint32_t metadata;
+    float correction[2];
+    issue_scores(scored.s, q_tile, k_tile);
     wgmma_wait<0>();
-    fence_accumulators(o);
+    fence_accumulators(scored.s);
+    __syncthreads();  // no warp reads K(0) any more
+    if (key_steps > 1) load_keys(1);
+    cp_async_commit();
+    // O is still zero: nothing to rescale.
+    softmax_step<T, Pattern, kKeepsPairMaxima, false>(rows, scored, 0, shape.scale, correction, p, metadata);
+    pack_operand<T>(p);
+
+    // Every step but the last: S(step + 1) and P(step) V(step) on the tensor cores, then the softmax of S(step + 1).
+    for (int64_t step = 0; step + 1 < key_steps; ++step) {
+      // V(step) and K(step + 1) have arrived, and every warp is done with step - 1 (V(step - 1)'s tile is free).
+      tiles_arrived();
+      load_values(step + 1);
+      cp_async_commit();
+      issue_scores(scored.s, q_tile, k_tile);
+      issue_values(rows.o, p.a, metadata, value_tile(step));
+      wgmma_wait<1>();  // S(step + 1); P(step) V(step) may still run
+      fence_accumulators(scored.s);
+      __syncthreads();  // no warp reads K(step + 1) any more
+      if (step + 2 < key_steps) load_keys(step + 2);
+      cp_async_commit();
+      uint32_t next_metadata;
+      const bool raised = softmax_step<T, Pattern, kKeepsPairMaxima, false>(rows, scored, (step + 1) * kTileKeys,
+                                                                          shape.scale, correction, p, next_metadata);
+      wgmma_wait<0>();
+      fence_accumulators(rows.o);
+      if (raised) rescale_output(rows.o, correction);
+      // P(step + 1) becomes an operand only now: registers that a wgmma reads, written by other instructions while
+      // a wgmma group is in flight, make ptxas serialize the wgmma (warning C7513). The move keeps the metadata's
+      // last write here too.
+      pack_operand<T>(p);
+      asm volatile("mov.b32 %0, %1;" : "=r"(metadata) : "r"(next_metadata));
+    }
+    // The last step's P.V.
+    tiles_arrived();
+    issue_values(rows.o, p.a, metadata, value_tile(key_steps - 1));
+    wgmma_wait<0>();
+    fence_accumulators(rows.o);
   }
 };
 

@@ -116,6 +116,32 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[Blocks][4]) {
                : DFSS_WGMMA_ACC64                                                                              \
                : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)))
 
+// The same with d = A B, d's registers written only: no earlier value of theirs is an input of the wgmma (ptxas
+// serializes wgmma whose input registers other instructions define while a wgmma group is in flight).
+#define DFSS_WGMMA_OUT_BLOCK(n) "=f"(d[n][0]), "=f"(d[n][1]), "=f"(d[n][2]), "=f"(d[n][3])
+#define DFSS_WGMMA_SS_FIRST(TYPE)                                                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                   \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D64                    \
+               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                               \
+               : DFSS_WGMMA_OUT_BLOCK(0), DFSS_WGMMA_OUT_BLOCK(1), DFSS_WGMMA_OUT_BLOCK(2),                    \
+                 DFSS_WGMMA_OUT_BLOCK(3), DFSS_WGMMA_OUT_BLOCK(4), DFSS_WGMMA_OUT_BLOCK(5),                    \
+                 DFSS_WGMMA_OUT_BLOCK(6), DFSS_WGMMA_OUT_BLOCK(7)                                              \
+               : "l"(a), "l"(b), "r"(0))
+
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[8][4], uint64_t a, uint64_t b) {
+#if DFSS_WGMMA_AVAILABLE
+  if constexpr (MmaElement<T>::is_bf16) {
+    DFSS_WGMMA_SS_FIRST("bf16");
+  } else {
+    DFSS_WGMMA_SS_FIRST("f16");
+  }
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+
 template <typename T>
 __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
 #if DFSS_WGMMA_AVAILABLE

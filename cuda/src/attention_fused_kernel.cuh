@@ -196,7 +196,9 @@ __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &pa
 
 // The end of the keys that every row of the warp sees (the smaller key_end of each thread's rows): steps that end at
 // or before it need no mask.
-__device__ __forceinline__ int64_t warp_seen_key_end(const int64_t (&key_end)[2]) {
+// (A template, so that only the kernels' own architectures, sm_80 and later, compile __reduce_min_sync.)
+template <typename Index>
+__device__ __forceinline__ Index warp_seen_key_end(const Index (&key_end)[2]) {
   return __reduce_min_sync(0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
 }
 

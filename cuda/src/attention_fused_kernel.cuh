@@ -1,8 +1,8 @@
 // The fused forward on tensor cores (dfss_attention_forward, sm_80 and later), FlashAttention-2 style: a block of
 // 4 warps owns 64 query rows (16 per warp, Q kept in registers) and walks the keys in steps of 64:
 //   1. S = Q K^T with mma.sync m16n8k16 (fp16 / bf16 in, fp32 accumulators), K and V tiles brought into shared
-//      memory with cp.async (V's load overlaps QK^T and the softmax, the next K's load overlaps P.V, or the whole
-//      step where the engine has two K tiles);
+//      memory with cp.async (V's load overlaps QK^T and the softmax, the next K's load overlaps P.V; the Hopper
+//      engine's pipelined order has its own, attention_fused_wgmma.cuh);
 //   2. scale, then the masks of dfss.h (key lengths, causal bottom-right, rows past Nq_b) on the steps that need
 //      them; steps past the last key any row of the block sees are skipped;
 //   3. sparse patterns: the N:M choice in registers, before any exponential. K's rows are permuted on their way
@@ -348,19 +348,15 @@ struct WarpMmaEngine {
     return reinterpret_cast<T *>(shared_bytes);
   }
 
-  // One K tile: the next step's K is copied while P.V runs (the shared memory of 3 blocks a SM on sm_80 at D = 128).
-  static constexpr int kKeyTiles = 1;
   // The step's pair maxima are taken again for the N:M choice rather than kept through the online softmax: kept,
   // they spilled at D = 128 (176 bytes a thread, sm_80).
   static constexpr bool kKeepsPairMaxima = false;
   // The key steps in attention_fused_block's order (see WarpgroupMmaEngine::kPipelined).
   static constexpr bool kPipelined = false;
 
-  // Waits for this thread's tile copies but the newest `Pending` groups, then for every thread of the block: the
-  // tiles are ready to read.
-  template <int Pending = 0>
+  // Waits for this thread's tile copies, then for every thread of the block: the tiles are ready to read.
   __device__ __forceinline__ static void tiles_arrived() {
-    cp_async_wait<Pending>();
+    cp_async_wait<0>();
     __syncthreads();
   }
 
@@ -456,14 +452,13 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       Engine::pipelined_key_steps(params, place, q, k, v, rows, smem);
     }
   } else if (key_steps > 0) {
-    // Tiles: Q, V, then Engine::kKeyTiles K tiles (K(step) in tile step % kKeyTiles).
-    constexpr int kKeyTiles = Engine::kKeyTiles;
-    static_assert(kKeyTiles == 1 || kKeyTiles == 2, "one K tile, or two that alternate");
+    // Tiles: Q, V, K (one K tile: the next step's K is copied while P.V runs, the shared memory of 3 blocks a SM on
+    // sm_80 at D = 128).
     T *q_tile = smem;
     T *v_tile = smem + kTileElements;
-    const auto key_tile = [&](int64_t step) { return smem + (2 + step % kKeyTiles) * kTileElements; };
+    T *k_tile = smem + 2 * kTileElements;
     load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
-    load_tile<T, D>(key_tile(0), k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
     cp_async_commit();
     Engine::tiles_arrived();
 
@@ -475,18 +470,9 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
 
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
-      const T *k_tile = key_tile(step);
-      // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run. With two K tiles, K(step + 1)
-      // is copied from here on, a whole step ahead of its use (its own group, so that P.V need not wait for it).
+      // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run.
       load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
       cp_async_commit();
-      if constexpr (kKeyTiles == 2) {
-        if (step + 1 < key_steps) {
-          load_tile<T, D>(key_tile(step + 1), k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{},
-                          Layout{});
-        }
-        cp_async_commit();
-      }
 
       // 1-4. S = Q K^T, then softmax_step.
       ScoredStep scored;
@@ -497,23 +483,17 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       softmax_step<T, Pattern, Engine::kKeepsPairMaxima, true>(rows, scored, step_key, shape.scale, correction, p,
                                                                 metadata);
 
-      if constexpr (kKeyTiles == 2) {
-        // V(step) has arrived for every thread (K(step + 1) may still be on its way).
-        Engine::template tiles_arrived<1>();
-      } else {
-        // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
-        Engine::tiles_arrived();
-        if (step + 1 < key_steps) {
-          load_tile<T, D>(key_tile(0), k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{},
-                          Layout{});
-        }
-        cp_async_commit();
+      // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
+      Engine::tiles_arrived();
+      if (step + 1 < key_steps) {
+        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
       }
+      cp_async_commit();
 
       // 5. O += P V.
       Engine::accumulate_values(o, p.a, metadata, v_tile, lane);
 
-      // K(step + 1) has arrived, and no warp reads V(step) (or, with two K tiles, K(step)) any more.
+      // K(step + 1) has arrived, and no warp reads V(step) any more.
       Engine::tiles_arrived();
     }
   }

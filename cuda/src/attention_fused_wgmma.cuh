@@ -84,9 +84,9 @@ struct WarpgroupMmaEngine {
   __device__ __forceinline__ static void issue_scores(float (&s)[kScoreBlocks][4], const T *q_tile, const T *k_tile) {
     const SwizzledDescriptor q = k_major(q_tile), k = k_major(k_tile);
     wgmma_fence();
-    wgmma_m64n64k16_ss_first<T>(s, q.at(k_step_bytes(0)), k.at(k_step_bytes(0)));
+    wgmma_m64n64k16_ss<T, false>(s, q.at(k_step_bytes(0)), k.at(k_step_bytes(0)));
 #pragma unroll
-    for (int ks = 1; ks < D / 16; ++ks) wgmma_m64n64k16_ss<T>(s, q.at(k_step_bytes(ks)), k.at(k_step_bytes(ks)), true);
+    for (int ks = 1; ks < D / 16; ++ks) wgmma_m64n64k16_ss<T, true>(s, q.at(k_step_bytes(ks)), k.at(k_step_bytes(ks)));
     wgmma_commit();
   }
 

@@ -108,50 +108,34 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[Blocks][4]) {
 #define DFSS_WGMMA_META128 "%69, %70"
 
 // d (+)= A B with m64n64k16: A (64 x 16) at descriptor a, B (16 x 64, stored as 64 rows of K) at descriptor b, both
-// K-major; `accumulate` false overwrites d.
-#define DFSS_WGMMA_SS(TYPE)                                                                                    \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                     \
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D64                    \
-               ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                                 \
-               : DFSS_WGMMA_ACC64                                                                              \
-               : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)))
-
-// The same with d = A B, d's registers written only: no earlier value of theirs is an input of the wgmma (ptxas
-// serializes wgmma whose input registers other instructions define while a wgmma group is in flight).
+// K-major. Accumulate false overwrites d, and then d's registers are outputs only: no earlier value of theirs is an
+// input of the wgmma (ptxas serializes wgmma whose input registers other instructions write while a wgmma group is
+// in flight, as the softmax does to the previous S in pipelined_key_steps).
 #define DFSS_WGMMA_OUT_BLOCK(n) "=f"(d[n][0]), "=f"(d[n][1]), "=f"(d[n][2]), "=f"(d[n][3])
-#define DFSS_WGMMA_SS_FIRST(TYPE)                                                                              \
+#define DFSS_WGMMA_OUT64                                                                                        \
+  DFSS_WGMMA_OUT_BLOCK(0), DFSS_WGMMA_OUT_BLOCK(1), DFSS_WGMMA_OUT_BLOCK(2), DFSS_WGMMA_OUT_BLOCK(3),            \
+      DFSS_WGMMA_OUT_BLOCK(4), DFSS_WGMMA_OUT_BLOCK(5), DFSS_WGMMA_OUT_BLOCK(6), DFSS_WGMMA_OUT_BLOCK(7)
+#define DFSS_WGMMA_SS(TYPE, ACCUMULATORS)                                                                      \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                   \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D64                    \
                ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                               \
-               : DFSS_WGMMA_OUT_BLOCK(0), DFSS_WGMMA_OUT_BLOCK(1), DFSS_WGMMA_OUT_BLOCK(2),                    \
-                 DFSS_WGMMA_OUT_BLOCK(3), DFSS_WGMMA_OUT_BLOCK(4), DFSS_WGMMA_OUT_BLOCK(5),                    \
-                 DFSS_WGMMA_OUT_BLOCK(6), DFSS_WGMMA_OUT_BLOCK(7)                                              \
-               : "l"(a), "l"(b), "r"(0))
+               : ACCUMULATORS                                                                                  \
+               : "l"(a), "l"(b), "r"(static_cast<int>(Accumulate)))
 
-template <typename T>
-__device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[8][4], uint64_t a, uint64_t b) {
+template <typename T, bool Accumulate>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b) {
 #if DFSS_WGMMA_AVAILABLE
-  if constexpr (MmaElement<T>::is_bf16) {
-    DFSS_WGMMA_SS_FIRST("bf16");
+  if constexpr (MmaElement<T>::is_bf16 && Accumulate) {
+    DFSS_WGMMA_SS("bf16", DFSS_WGMMA_ACC64);
+  } else if constexpr (MmaElement<T>::is_bf16) {
+    DFSS_WGMMA_SS("bf16", DFSS_WGMMA_OUT64);
+  } else if constexpr (Accumulate) {
+    DFSS_WGMMA_SS("f16", DFSS_WGMMA_ACC64);
   } else {
-    DFSS_WGMMA_SS_FIRST("f16");
+    DFSS_WGMMA_SS("f16", DFSS_WGMMA_OUT64);
   }
 #else
   (void)d, (void)a, (void)b;
-  __trap();
-#endif
-}
-
-template <typename T>
-__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
-#if DFSS_WGMMA_AVAILABLE
-  if constexpr (MmaElement<T>::is_bf16) {
-    DFSS_WGMMA_SS("bf16");
-  } else {
-    DFSS_WGMMA_SS("f16");
-  }
-#else
-  (void)d, (void)a, (void)b, (void)accumulate;
   __trap();
 #endif
 }

@@ -418,7 +418,6 @@ struct WarpMmaEngine {
 // here, or in the engine's pipelined order (kPipelined), both through softmax_step for steps 2-4.
 template <typename T, int D, int Pattern, typename Engine>
 __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams &params, int64_t work, T *smem) {
-  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
   constexpr int kTileElements = Engine::kTileElements;
   constexpr int kOutBlocks = D / 8;  // 8-column blocks of the output
   using Layout = typename Engine::Layout;

@@ -110,62 +110,39 @@ struct WarpgroupMmaEngine {
   // runs (the overlap inside a warpgroup of FlashAttention-3): step j issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j)
   // as two wgmma groups, waits for the first only, and runs the softmax and N:M choice of S(j + 1) (softmax_step)
   // while P(j) V(j) runs; O is rescaled after it (O, P(j) V(j) included, times the factor of step j + 1's maxima, as
-  // the in-order steps do at step j + 1: the same bits). Tiles: Q, one K tile (K(j + 2) is copied once every warp's
-  // S(j + 1) has read K(j + 1)), two V tiles (V(j + 1) is copied during the whole of step j).
-  __device__ __forceinline__ static void pipelined_key_steps(const FusedAttentionParams &params,
-                                                             const QueryTilePlace &place, const T *q, const T *k,
-                                                             const T *v, const StepRows<kOutBlocks> &rows, T *smem) {
-    const AttentionShape &shape = params.shape;
-    const int64_t key_steps = place.key_steps;
-    T *q_tile = smem;
-    T *k_tile = smem + kTileElements;
-    const auto value_tile = [&](int64_t step) { return smem + (2 + step % 2) * kTileElements; };
-    const auto load_keys = [&](int64_t step) {
-      load_tile<T, D>(k_tile, k, shape.k.row, step * kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
-    };
-    const auto load_values = [&](int64_t step) {
-      load_tile<T, D>(value_tile(step), v, shape.v.row, step * kTileKeys, shape.seq_k, NaturalRow{}, Layout{});
-    };
-
-    // Step 0's scores and softmax, with V(0) and then K(1) on their way.
-    load_tile<T, D>(q_tile, q, shape.q.row, place.first_row, shape.seq_q, NaturalRow{}, Layout{});
-    load_keys(0);
-    cp_async_commit();
-    load_values(0);
-    cp_async_commit();
-    tiles_arrived<1>();  // Q and K(0)
+  // the in-order steps do at step j + 1: the same bits). `tiles` brings the tiles and says when they are free again
+  // (CopiedTiles below: the block's own copies; the warp-specialized kernel's: a producer warpgroup's).
+  template <typename Tiles>
+  __device__ __forceinline__ static void pipelined_key_steps(Tiles &tiles, int64_t key_steps, float scale,
+                                                             const StepRows<kOutBlocks> &rows) {
+    // Step 0's scores and softmax.
+    tiles.first_scores_ready();
     ScoredStep scored;
     StepOperand<Pattern> p;
     uint32_t metadata;
     float correction[2];
-    issue_scores(scored.s, q_tile, k_tile);
+    issue_scores(scored.s, tiles.q_tile(), tiles.k_tile(0));
     wgmma_wait<0>();
     fence_accumulators(scored.s);
-    __syncthreads();  // no warp reads K(0) any more
-    if (key_steps > 1) load_keys(1);
-    cp_async_commit();
+    tiles.scores_read(0);
     // O is still zero: nothing to rescale.
-    softmax_step<T, Pattern, kKeepsPairMaxima, false>(rows, scored, 0, shape.scale, correction, p, metadata);
+    softmax_step<T, Pattern, kKeepsPairMaxima, false>(rows, scored, 0, scale, correction, p, metadata);
     pack_operand<T>(p);
 
     // Every step but the last: S(step + 1) and P(step) V(step) on the tensor cores, then the softmax of S(step + 1).
     for (int64_t step = 0; step + 1 < key_steps; ++step) {
-      // V(step) and K(step + 1) have arrived, and every warp is done with step - 1 (V(step - 1)'s tile is free).
-      tiles_arrived();
-      load_values(step + 1);
-      cp_async_commit();
-      issue_scores(scored.s, q_tile, k_tile);
-      issue_values(rows.o, p.a, metadata, value_tile(step));
+      tiles.step_ready(step);
+      issue_scores(scored.s, tiles.q_tile(), tiles.k_tile(step + 1));
+      issue_values(rows.o, p.a, metadata, tiles.v_tile(step));
       wgmma_wait<1>();  // S(step + 1); P(step) V(step) may still run
       fence_accumulators(scored.s);
-      __syncthreads();  // no warp reads K(step + 1) any more
-      if (step + 2 < key_steps) load_keys(step + 2);
-      cp_async_commit();
+      tiles.scores_read(step + 1);
       uint32_t next_metadata;
       const bool raised = softmax_step<T, Pattern, kKeepsPairMaxima, false>(rows, scored, (step + 1) * kTileKeys,
-                                                                          shape.scale, correction, p, next_metadata);
+                                                                          scale, correction, p, next_metadata);
       wgmma_wait<0>();
       fence_accumulators(rows.o);
+      tiles.values_read(step);
       if (raised) rescale_output(rows.o, correction);
       // P(step + 1) becomes an operand only now: registers that a wgmma reads, written by other instructions while
       // a wgmma group is in flight, make ptxas serialize the wgmma (warning C7513). The move keeps the metadata's
@@ -174,10 +151,63 @@ struct WarpgroupMmaEngine {
       asm volatile("mov.b32 %0, %1;" : "=r"(metadata) : "r"(next_metadata));
     }
     // The last step's P.V.
-    tiles_arrived();
-    issue_values(rows.o, p.a, metadata, value_tile(key_steps - 1));
+    tiles.last_values_ready(key_steps - 1);
+    issue_values(rows.o, p.a, metadata, tiles.v_tile(key_steps - 1));
     wgmma_wait<0>();
     fence_accumulators(rows.o);
+    tiles.values_read(key_steps - 1);
+  }
+
+  // The tiles of pipelined_key_steps copied by the block's own threads (cp.async): Q, one K tile (K(j + 2) is copied
+  // once every warp's S(j + 1) has read K(j + 1), a barrier), two V tiles (V(j + 1) is copied during the whole of
+  // step j).
+  struct CopiedTiles {
+    const AttentionShape &shape;
+    const QueryTilePlace &place;
+    const T *q, *k, *v;
+    T *smem;
+
+    __device__ __forceinline__ const T *q_tile() const { return smem; }
+    __device__ __forceinline__ const T *k_tile(int64_t) const { return smem + kTileElements; }
+    __device__ __forceinline__ T *v_tile(int64_t step) const { return smem + (2 + step % 2) * kTileElements; }
+    __device__ __forceinline__ void load_keys(int64_t step) const {
+      load_tile<T, D>(smem + kTileElements, k, shape.k.row, step * kTileKeys, shape.seq_k, KeyRow<Pattern>{},
+                      Layout{});
+    }
+    __device__ __forceinline__ void load_values(int64_t step) const {
+      load_tile<T, D>(v_tile(step), v, shape.v.row, step * kTileKeys, shape.seq_k, NaturalRow{}, Layout{});
+    }
+
+    // Q and K(0) are in shared memory (V(0) on its way).
+    __device__ __forceinline__ void first_scores_ready() const {
+      load_tile<T, D>(smem, q, shape.q.row, place.first_row, shape.seq_q, NaturalRow{}, Layout{});
+      load_keys(0);
+      cp_async_commit();
+      load_values(0);
+      cp_async_commit();
+      tiles_arrived<1>();
+    }
+    // Every warp's S(step) has been computed: K(step + 1) goes into K's tile.
+    __device__ __forceinline__ void scores_read(int64_t step) const {
+      __syncthreads();
+      if (step + 1 < place.key_steps) load_keys(step + 1);
+      cp_async_commit();
+    }
+    // V(step) and K(step + 1) have arrived, and every warp is done with step - 1 (V(step - 1)'s tile is free).
+    __device__ __forceinline__ void step_ready(int64_t step) const {
+      tiles_arrived();
+      load_values(step + 1);
+      cp_async_commit();
+    }
+    __device__ __forceinline__ void last_values_ready(int64_t) const { tiles_arrived(); }
+    __device__ __forceinline__ void values_read(int64_t) const {}
+  };
+
+  __device__ __forceinline__ static void pipelined_key_steps(const FusedAttentionParams &params,
+                                                             const QueryTilePlace &place, const T *q, const T *k,
+                                                             const T *v, const StepRows<kOutBlocks> &rows, T *smem) {
+    CopiedTiles tiles{params.shape, place, q, k, v, smem};
+    pipelined_key_steps(tiles, place.key_steps, params.shape.scale, rows);
   }
 };
 

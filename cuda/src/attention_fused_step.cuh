@@ -134,40 +134,51 @@ __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_
   }
 }
 
-// Where a fused block's work item lies: query tile `work % query_tiles`, counted from the end (so that the longest
-// causal tiles start first), of head (work / query_tiles) % Hq of batch entry work / (query_tiles Hq); the thread's
-// two rows (accumulator rows group and group + 8 of its warp), the keys each sees (mask.h), and the key steps of
+// Where a fused block's work item lies: query block `work % blocks` of block_rows rows, counted from the end (so that
+// the longest causal blocks start first), of head (work / blocks) % Hq of batch entry work / (blocks Hq); the
+// kBlockRows-row tile at tile_offset rows into the block (a warpgroup's); the thread's two rows (accumulator rows
+// group and group + 8 of its warp in that tile), the keys each sees (mask.h), and the key steps of the tile and of
 // the block: those up to the keys of its last valid row (key_end grows with the row).
 struct QueryTilePlace {
   int64_t batch, head_q, head_kv, first_row;
   int64_t rows[2], key_end[2];
-  int64_t key_steps;
+  int64_t key_steps, block_key_steps;
 };
 
-__device__ __forceinline__ QueryTilePlace place_query_tile(const AttentionShape &shape, const int32_t *seqlens_q,
-                                                           const int32_t *seqlens_k, int64_t query_tiles,
-                                                           int64_t work, int warp, int group) {
+__device__ __forceinline__ QueryTilePlace place_query_rows(const AttentionShape &shape, const int32_t *seqlens_q,
+                                                           const int32_t *seqlens_k, int64_t blocks,
+                                                           int64_t block_rows, int64_t work, int64_t tile_offset,
+                                                           int warp, int group) {
   QueryTilePlace place;
-  const int64_t tile_index = query_tiles - 1 - work % query_tiles;
-  const int64_t head_entry = work / query_tiles;
+  const int64_t block_index = blocks - 1 - work % blocks;
+  const int64_t head_entry = work / blocks;
   place.head_q = head_entry % shape.heads_q;
   place.batch = head_entry / shape.heads_q;
   place.head_kv = place.head_q / (shape.heads_q / shape.heads_kv);
   const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[place.batch] : shape.seq_q;
   const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[place.batch] : shape.seq_k;
-  place.first_row = tile_index * kBlockRows;
+  const int64_t block_first_row = block_index * block_rows;
+  place.first_row = block_first_row + tile_offset;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     place.rows[r] = place.first_row + warp * 16 + group + 8 * r;
     place.key_end[r] = allowed_key_end(place.rows[r], valid_q, valid_k, shape.causal);
   }
-  int64_t block_key_end = 0;
-  if (place.first_row < valid_q) {
-    const int64_t last_row = (place.first_row + kBlockRows < valid_q ? place.first_row + kBlockRows : valid_q) - 1;
-    block_key_end = allowed_key_end(last_row, valid_q, valid_k, shape.causal);
-  }
-  place.key_steps = (block_key_end + kTileKeys - 1) / kTileKeys;
+  const auto key_steps_of_rows = [&](int64_t first_row, int64_t rows) -> int64_t {
+    if (first_row >= valid_q) return 0;
+    const int64_t last_row = (first_row + rows < valid_q ? first_row + rows : valid_q) - 1;
+    return (allowed_key_end(last_row, valid_q, valid_k, shape.causal) + kTileKeys - 1) / kTileKeys;
+  };
+  place.key_steps = key_steps_of_rows(place.first_row, kBlockRows);
+  place.block_key_steps = key_steps_of_rows(block_first_row, block_rows);
   return place;
+}
+
+// The place of a block of one kBlockRows-row tile (query_tiles of them a head).
+__device__ __forceinline__ QueryTilePlace place_query_tile(const AttentionShape &shape, const int32_t *seqlens_q,
+                                                           const int32_t *seqlens_k, int64_t query_tiles,
+                                                           int64_t work, int warp, int group) {
+  return place_query_rows(shape, seqlens_q, seqlens_k, query_tiles, kBlockRows, work, 0, warp, group);
 }
 
 // Step 2 of a key step: s[j][2r + e] (row r, key step_key + key_of_score<KeyOrder>(j, e, quad)) times the scale, and

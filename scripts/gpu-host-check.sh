@@ -6,9 +6,11 @@
 #
 #   bash scripts/gpu-host-check.sh [step ...]
 #     steps: tests c-abi memcheck racecheck autograd demo long (the default: all of these; tests runs every test,
-#            then the GPU kernel and backward tests again with DFSS_FUSED_WGMMA=0, so that on a Hopper host the
-#            sm_80 forward kernels are tested too (two sets of counts); memcheck and racecheck cover the forward and
-#            backward GPU tests; autograd is test/python/autograd_check.py; long is the N = 65,536 fused run), and
+#            then the GPU kernel and backward tests again with DFSS_FUSED_WARP_SPECIALIZED=1 and with
+#            DFSS_FUSED_WGMMA=0, so that on a Hopper host the warp-specialized forward kernels (which otherwise take
+#            only long sequences) and the sm_80 ones are tested too (three sets of counts); memcheck and racecheck
+#            cover the forward and backward GPU tests, and the forward's with DFSS_FUSED_WARP_SPECIALIZED=1;
+#            autograd is test/python/autograd_check.py; long is the N = 65,536 fused run), and
 #            the benchmarks of bench/README.md, each named when wanted:
 #       bench     bench/python/bench_attention.py (PyTorch side by side; flags in $DFSS_BENCH_ARGS, e.g. --quick);
 #                 writes bench.log, attention-bench.json and attention-bench.md
@@ -40,14 +42,17 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >
 for step in "${steps[@]}"; do
   case "$step" in
     tests) run_step tests 900 bash -c "'$bundle/run' test &&
+      DFSS_FUSED_WARP_SPECIALIZED=1 '$bundle/run' test gpu-kernels gpu-backward &&
       DFSS_FUSED_WGMMA=0 '$bundle/run' test gpu-kernels gpu-backward" ;;
     c-abi)
       run_step c-abi 120 bash -c "gcc -std=c99 -O1 -I'$root/cuda/include' '$root/cuda/test/test_abi.c' \
         -L'$bundle/lib' -ldfss -Wl,-rpath,'$bundle/lib' -lm -o /tmp/dfss_test_abi && /tmp/dfss_test_abi" ;;
     memcheck) run_step memcheck 900 bash -c "'$bundle/run' sanitize --tool memcheck gpu-kernels &&
-      '$bundle/run' sanitize --tool memcheck gpu-backward" ;;
+      '$bundle/run' sanitize --tool memcheck gpu-backward &&
+      DFSS_FUSED_WARP_SPECIALIZED=1 '$bundle/run' sanitize --tool memcheck gpu-kernels" ;;
     racecheck) DFSS_GPU_TESTS=small run_step racecheck 900 bash -c "'$bundle/run' sanitize --tool racecheck gpu-kernels &&
-      '$bundle/run' sanitize --tool racecheck gpu-backward" ;;
+      '$bundle/run' sanitize --tool racecheck gpu-backward &&
+      DFSS_FUSED_WARP_SPECIALIZED=1 '$bundle/run' sanitize --tool racecheck gpu-kernels" ;;
     autograd) PYTHONUNBUFFERED=1 run_step autograd 300 python3 "$root/test/python/autograd_check.py" \
       --lib "$bundle/lib/libdfss.so" ;;
     demo) run_step demo 300 "$bundle/run" demo ;;

@@ -10,8 +10,12 @@
 // and declines every other call, which the reference kernel then runs. The fused backward
 // (attention_backward_fused.cu) takes its calls by the same test (choose_fused_forward).
 // Of the calls it takes, those of float16 / bfloat16 with head_dim 64 or 128 on an sm_90 device run the Hopper
-// kernels (wgmma, attention_fused_wgmma.cuh) where the library holds their sm_90a image, unless the environment
-// variable DFSS_FUSED_WGMMA is 0; the others run the warp-level kernels (mma.sync, attention_fused_kernel.cuh).
+// kernels (wgmma) where the library holds their sm_90a image, unless the environment variable DFSS_FUSED_WGMMA is 0;
+// the others run the warp-level kernels (mma.sync, attention_fused_kernel.cuh). Of the Hopper kernels, the
+// warp-specialized ones (TMA copies, attention_fused_warp_specialized.cuh) run where tensor maps describe q, k and v
+// (tensor_map.h: strides of whole 16-byte units, and seq_k a multiple of 4 for the sparse patterns) and where they
+// pay (warp_specialized_pays; DFSS_FUSED_WARP_SPECIALIZED=1: always, 0: never); the others run
+// attention_fused_wgmma.cuh's. All make the same choices (the same scores bits), which the fused backward repeats.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -24,6 +28,7 @@
 #include "launch.h"
 #include "status.h"
 #include "tensor_core_kernels.h"
+#include "tensor_map.h"
 #include "workspace.h"
 
 namespace dfss {
@@ -70,10 +75,80 @@ bool wgmma_allowed() {
   return allowed;
 }
 
-FusedKernel kernel_of(const FusedKernels &kernels, const CompressedLayout &layout) {
+// When the warp-specialized Hopper kernels run (DFSS_FUSED_WARP_SPECIALIZED, read once): 0 never, 1 on every call
+// they can take (for tests and comparisons), unset (or anything else) where they measured faster than the other
+// Hopper kernels (warp_specialized_pays).
+enum class WarpSpecializedUse { kNever, kAlways, kWherePays };
+
+WarpSpecializedUse warp_specialized_use() {
+  static const WarpSpecializedUse use = [] {
+    const char *value = std::getenv("DFSS_FUSED_WARP_SPECIALIZED");
+    if (value != nullptr && std::strcmp(value, "0") == 0) return WarpSpecializedUse::kNever;
+    if (value != nullptr && std::strcmp(value, "1") == 0) return WarpSpecializedUse::kAlways;
+    return WarpSpecializedUse::kWherePays;
+  }();
+  return use;
+}
+
+// Measured on the H200 (bench/NOTES.md, v8): faster without a causal mask from seq_q = kWarpSpecializedMinRows on
+// (blocks of 192 or 256 rows; below, the last block of a head is mostly empty rows); with one, slower (the
+// consumers of a block run its longest rows' key steps).
+constexpr int64_t kWarpSpecializedMinRows = 2048;
+bool warp_specialized_pays(const AttentionShape &shape) {
+  return !shape.causal && shape.seq_q >= kWarpSpecializedMinRows;
+}
+
+template <typename Kernels>
+auto kernel_of(const Kernels &kernels, const CompressedLayout &layout) -> decltype(kernels.dense) {
   if (is_dense(layout)) return kernels.dense;
   return layout.m == 2 ? kernels.one_of_two : kernels.two_of_four;
 }
+
+#if defined(DFSS_BUILT_SM90A)
+fused::WarpSpecializedKernels warp_specialized_kernels_of(dfss_dtype dtype, int64_t head_dim) {
+  const bool half = dtype == DFSS_DTYPE_FLOAT16;
+  if (head_dim == 64) {
+    return half ? fused::fused_attention_warp_specialized_kernels<__half, 64>()
+                : fused::fused_attention_warp_specialized_kernels<__nv_bfloat16, 64>();
+  }
+  return half ? fused::fused_attention_warp_specialized_kernels<__half, 128>()
+              : fused::fused_attention_warp_specialized_kernels<__nv_bfloat16, 128>();
+}
+
+// Launches the warp-specialized kernel of a call the Hopper kernels took, when tensor maps describe its tensors;
+// false (nothing launched) otherwise.
+bool launch_warp_specialized(const AttentionShape &shape, const fused::FusedChoice &choice,
+                             fused::FusedAttentionParams params, cudaStream_t stream, dfss_status *status) {
+  const WarpSpecializedUse use = warp_specialized_use();
+  if (use == WarpSpecializedUse::kNever || (use == WarpSpecializedUse::kWherePays && !warp_specialized_pays(shape))) {
+    return false;
+  }
+  const fused::WarpSpecializedKernel kernel = kernel_of(warp_specialized_kernels_of(shape.dtype, shape.head_dim),
+                                                        shape.layout);
+  const size_t shared_bytes = fused::fused_warp_specialized_shared_bytes(static_cast<int>(shape.head_dim), 2);
+  if (!tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), choice.device, shared_bytes, 90)) return false;
+  fused::WarpSpecializedParams ws{};
+  if (!attention_tensor_maps(shape, params.q, params.k, params.v, &ws.q_map, &ws.k_map, &ws.v_map)) return false;
+  const int head_dim = static_cast<int>(shape.head_dim);
+  const int64_t block_rows = fused::warp_specialized_block_rows(head_dim);
+  params.query_tiles = (shape.seq_q + block_rows - 1) / block_rows;
+  params.work_items = shape.batch * shape.heads_q * params.query_tiles;
+  ws.fused = params;
+  // A block a work item (blocks loop over work items only past INT_MAX of them): the hardware hands the next one to
+  // the first free SM, which balances causal work. Measured against one block a SM that loops over a static share
+  // of the work items (bench/NOTES.md, v8): 2x slower causal (the longest items fell on the same blocks), 3-5 %
+  // slower not causal at N = 4096.
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(params.work_items, INT_MAX));
+  *status = allow_shared_memory(reinterpret_cast<const void *>(kernel), shared_bytes);
+  if (*status != DFSS_SUCCESS) return true;
+  void *arguments[] = {&ws};
+  clear_stale_cuda_error();
+  *status = check_cuda(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(grid),
+                                        dim3(fused::warp_specialized_threads(head_dim)), arguments, shared_bytes, stream),
+                       "attention_fused_warp_specialized_kernel");
+  return true;
+}
+#endif
 
 }  // namespace
 
@@ -103,7 +178,7 @@ bool choose_fused_forward(const AttentionShape &shape, const void *q, const void
     const FusedKernel kernel = kernel_of(wgmma_kernels_of(shape.dtype, head_dim), shape.layout);
     const size_t shared_bytes = fused_wgmma_shared_bytes(head_dim, static_cast<size_t>(element_bytes));
     if (tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), device, shared_bytes, 90)) {
-      *choice = FusedChoice{kernel, shared_bytes, device};
+      *choice = FusedChoice{kernel, shared_bytes, device, true};
       return true;
     }
   }
@@ -112,7 +187,7 @@ bool choose_fused_forward(const AttentionShape &shape, const void *q, const void
   const size_t shared_bytes = float32 ? fused_f32_shared_bytes(head_dim)
                                       : fused_shared_bytes(head_dim, static_cast<size_t>(element_bytes));
   if (!tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), device, shared_bytes)) return false;
-  *choice = FusedChoice{kernel, shared_bytes, device};
+  *choice = FusedChoice{kernel, shared_bytes, device, false};
   return true;
 }
 
@@ -135,6 +210,10 @@ bool attention_forward_tensor_core(const AttentionCall &call, const void *q, con
     params.out = out;
     params.lse = lse;
     DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &params.seqlens_q, &params.seqlens_k));
+#if defined(DFSS_BUILT_SM90A)
+    dfss_status launched = DFSS_SUCCESS;
+    if (choice.hopper && launch_warp_specialized(shape, choice, params, call.stream, &launched)) return launched;
+#endif
     params.query_tiles = (shape.seq_q + fused::kBlockRows - 1) / fused::kBlockRows;
     params.work_items = shape.batch * shape.heads_q * params.query_tiles;  // <= B Hq Nq, which fits (validated)
     // Blocks loop over work items when there are more than a grid holds.

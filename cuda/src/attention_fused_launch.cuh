@@ -4,6 +4,7 @@
 // builds run in parallel.
 #pragma once
 
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -50,11 +51,13 @@ DFSS_HOST_DEVICE constexpr size_t fused_f32_shared_bytes(int head_dim) {
   return size_t{3} * kTileKeys * static_cast<size_t>(tf32_tile_stride(head_dim)) * sizeof(float);
 }
 
-// The fused forward's kernel for a call, its dynamic shared memory, and the current device.
+// The fused forward's kernel for a call, its dynamic shared memory, the current device, and whether the kernel is a
+// Hopper one (wgmma).
 struct FusedChoice {
   FusedKernel kernel;
   size_t shared_bytes;
   int device;
+  bool hopper;
 };
 
 // Whether the fused forward takes the call (attention_fused.cu says when), and with what. The fused backward asks
@@ -97,6 +100,49 @@ extern template FusedKernels fused_attention_wgmma_kernels<__half, 64>();
 extern template FusedKernels fused_attention_wgmma_kernels<__half, 128>();
 extern template FusedKernels fused_attention_wgmma_kernels<__nv_bfloat16, 64>();
 extern template FusedKernels fused_attention_wgmma_kernels<__nv_bfloat16, 128>();
+
+// The warp-specialized Hopper kernels (attention_fused_warp_specialized.cuh, sm_90a): a producer warpgroup copying
+// the tiles with TMA and warp_specialized_consumers(D) warpgroups of 64 query rows each sharing them. Their
+// parameters: the fused forward's, with query_tiles and work_items counted in blocks of
+// warp_specialized_block_rows(D) rows, and the tensor maps of q, k and v (tensor_map.h: attention_tensor_maps).
+// Consumers a block (measured on the H200, bench/NOTES.md v8): at D = 128, 3 (160 registers each) over 2 (232) and
+// 4 (112, which spill); at D = 64, 4 (112) over 3 (160): the sparse patterns' softmax wants warps more than registers.
+DFSS_HOST_DEVICE constexpr int warp_specialized_consumers(int head_dim) { return head_dim == 64 ? 4 : 3; }
+DFSS_HOST_DEVICE constexpr int warp_specialized_threads(int head_dim) {
+  return (warp_specialized_consumers(head_dim) + 1) * 128;
+}
+DFSS_HOST_DEVICE constexpr int warp_specialized_block_rows(int head_dim) {
+  return warp_specialized_consumers(head_dim) * kBlockRows;
+}
+
+struct WarpSpecializedParams {
+  FusedAttentionParams fused;
+  CUtensorMap q_map, k_map, v_map;
+};
+
+using WarpSpecializedKernel = void (*)(WarpSpecializedParams);
+
+struct WarpSpecializedKernels {
+  WarpSpecializedKernel dense, one_of_two, two_of_four;
+};
+
+// K and V tiles in flight (measured, bench/NOTES.md v8: a third pair is 2-7 % faster for the sparse patterns at
+// D = 128, no faster at D = 64).
+DFSS_HOST_DEVICE constexpr int warp_specialized_stages(int head_dim) { return head_dim == 64 ? 2 : 3; }
+
+// Dynamic shared memory: the consumers' Q tiles and the K and V tiles in flight, on a kTileAlignment boundary.
+DFSS_HOST_DEVICE constexpr size_t fused_warp_specialized_shared_bytes(int head_dim, size_t element_bytes) {
+  const int tiles = warp_specialized_consumers(head_dim) + 2 * warp_specialized_stages(head_dim);
+  return static_cast<size_t>(tiles) * kTileKeys * static_cast<size_t>(head_dim) * element_bytes + kTileAlignment;
+}
+
+template <typename T, int D>
+WarpSpecializedKernels fused_attention_warp_specialized_kernels();
+
+extern template WarpSpecializedKernels fused_attention_warp_specialized_kernels<__half, 64>();
+extern template WarpSpecializedKernels fused_attention_warp_specialized_kernels<__half, 128>();
+extern template WarpSpecializedKernels fused_attention_warp_specialized_kernels<__nv_bfloat16, 64>();
+extern template WarpSpecializedKernels fused_attention_warp_specialized_kernels<__nv_bfloat16, 128>();
 
 // The float32 kernels (3xTF32) of head dimension D; defined in attention_fused_tf32_kernel.cuh and instantiated once,
 // in attention_fused_f32_d<D>.cu.

@@ -6,10 +6,12 @@
 #   bash bench/python/ab_fused.sh ROUNDS DIMS SEQS CAUSAL LIB...
 #   e.g. bash bench/python/ab_fused.sh 2 64,128 1024,4096 no before/libdfss.so after/libdfss.so
 #
+# A LIB of the form NAME=VALUE@path runs that library with the environment variable NAME set to VALUE (one library
+# with a kernel switched off by its environment variable against itself).
 # The summary rows of each run go to $OUT/bench.log (else /tmp/dfss-ab/bench.log) under a line naming round and library.
 set -uo pipefail
 if [[ $# -lt 5 ]]; then
-  sed -n '2,9p' "$0" >&2
+  sed -n '2,12p' "$0" >&2
   exit 2
 fi
 rounds=$1 dims=$2 seqs=$3 causal=$4
@@ -22,7 +24,13 @@ for round in $(seq 1 "$rounds"); do
     variants=fused-2:4,fused-1:2,fused-dense
     [[ $round == 1 && $lib == "$1" ]] && variants=$variants,flash,cudnn
     run=$(mktemp -d)
-    "$python" bench/python/bench_attention.py --lib "$lib" --out "$run" --suite grid --dims "$dims" --seqs "$seqs" \
+    setting=()
+    path=$lib
+    if [[ $lib == *=*@* ]]; then
+      setting=("${lib%%@*}")
+      path=${lib#*@}
+    fi
+    env "${setting[@]}" "$python" bench/python/bench_attention.py --lib "$path" --out "$run" --suite grid --dims "$dims" --seqs "$seqs" \
       --dtypes float16 --causal "$causal" --cell-seconds 0.15 --budget-seconds 60 --variants "$variants" \
       > "$run/log" 2>&1
     echo "== round $round lib $lib rc $?" >> "$logs/bench.log"

@@ -136,6 +136,9 @@ DFSS_HOST_DEVICE constexpr size_t fused_warp_specialized_shared_bytes(int head_d
   return static_cast<size_t>(tiles) * kTileKeys * static_cast<size_t>(head_dim) * element_bytes + kTileAlignment;
 }
 
+// The warp-specialized kernels of element type T and head dimension D (64 or 128); defined in
+// attention_fused_warp_specialized.cuh and instantiated once, in attention_fused_warp_specialized_<dtype>_d<D>.cu.
+// Their code is built for sm_90a only (elsewhere they trap).
 template <typename T, int D>
 WarpSpecializedKernels fused_attention_warp_specialized_kernels();
 

@@ -130,15 +130,11 @@ struct WarpSpecializedBlock {
         if constexpr (Pattern == DFSS_PATTERN_DENSE) {
           tma_load_4d(k_panel, &params.k_map, &barriers.k_full[stage], panel * 64, first_key, head_kv, batch);
         } else {
-          // Tile rows 16u + 8h .. + 7 hold keys 16u + 4a + 2h + e (a = 0..3, e = 0, 1): the map's box (64, 2, 4) at
-          // (key % 4, key / 4) = (2h, 4u) (tensor_map.h).
+          // The rows in key_permutation.h's order, 8 a copy.
 #pragma unroll
-          for (int u = 0; u < 4; ++u) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              tma_load_5d(k_panel + (16 * u + 8 * h) * 64, &params.k_map, &barriers.k_full[stage], panel * 64, 2 * h,
-                          first_key / 4 + 4 * u, head_kv, batch);
-            }
+          for (int box = 0; box < kTmaKeyBoxes; ++box) {
+            tma_load_5d(k_panel + tma_key_box_row(box) * 64, &params.k_map, &barriers.k_full[stage], panel * 64,
+                        tma_key_box_low(box), first_key / 4 + tma_key_box_high(box), head_kv, batch);
           }
         }
       }

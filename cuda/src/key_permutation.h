@@ -16,4 +16,13 @@ DFSS_HOST_DEVICE constexpr int tile_key_of_row(int p) {
   return (p & ~15) | ((p & 6) << 1) | ((p & 8) >> 2) | (p & 1);
 }
 
+// The same tile brought by TMA (the Hopper forward's producer; tensor_map.h): the tensor map's dims (column, key % 4,
+// key / 4, ...) with box (64, 2, 4) make a copy write 8 tile rows in the box's order, key % 4 fastest. Box b (0 .. 7)
+// of a tile starts at key % 4 = tma_key_box_low(b) and key / 4 = (the tile's first key) / 4 + tma_key_box_high(b),
+// and writes rows tma_key_box_row(b) .. + 7: with b = 2u + h, rows 16u + 8h + 2a + e get keys 16u + 4a + 2h + e.
+constexpr int kTmaKeyBoxes = 8;
+DFSS_HOST_DEVICE constexpr int tma_key_box_low(int box) { return 2 * (box % 2); }
+DFSS_HOST_DEVICE constexpr int tma_key_box_high(int box) { return 4 * (box / 2); }
+DFSS_HOST_DEVICE constexpr int tma_key_box_row(int box) { return 8 * box; }
+
 }  // namespace dfss

@@ -98,6 +98,25 @@ bool warp_specialized_pays(const AttentionShape &shape) {
   return !shape.causal && shape.seq_q >= kWarpSpecializedMinRows;
 }
 
+// Sets the work items of params to blocks of block_rows query rows: ceil(Nq / block_rows) a head.
+void count_work_items(fused::FusedAttentionParams &params, int64_t block_rows) {
+  const AttentionShape &shape = params.shape;
+  params.query_tiles = (shape.seq_q + block_rows - 1) / block_rows;
+  params.work_items = shape.batch * shape.heads_q * params.query_tiles;  // <= B Hq Nq, which fits (validated)
+}
+
+// Launches a fused forward kernel whose one parameter is *argument: a block a work item (blocks loop over work items
+// only past INT_MAX of them), so that the hardware hands the next one to the first free SM, which balances causal
+// work.
+dfss_status launch_blocks(const void *kernel, void *argument, int64_t work_items, int threads, size_t shared_bytes,
+                          cudaStream_t stream, const char *name) {
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(work_items, INT_MAX));
+  DFSS_RETURN_IF_ERROR(allow_shared_memory(kernel, shared_bytes));
+  void *arguments[] = {argument};
+  clear_stale_cuda_error();
+  return check_cuda(cudaLaunchKernel(kernel, dim3(grid), dim3(threads), arguments, shared_bytes, stream), name);
+}
+
 template <typename Kernels>
 auto kernel_of(const Kernels &kernels, const CompressedLayout &layout) -> decltype(kernels.dense) {
   if (is_dense(layout)) return kernels.dense;
@@ -123,29 +142,20 @@ bool launch_warp_specialized(const AttentionShape &shape, const fused::FusedChoi
   if (use == WarpSpecializedUse::kNever || (use == WarpSpecializedUse::kWherePays && !warp_specialized_pays(shape))) {
     return false;
   }
-  const fused::WarpSpecializedKernel kernel = kernel_of(warp_specialized_kernels_of(shape.dtype, shape.head_dim),
-                                                        shape.layout);
-  const size_t shared_bytes = fused::fused_warp_specialized_shared_bytes(static_cast<int>(shape.head_dim), 2);
-  if (!tensor_core_kernel_ready(reinterpret_cast<const void *>(kernel), choice.device, shared_bytes, 90)) return false;
+  const int head_dim = static_cast<int>(shape.head_dim);
+  const void *kernel =
+      reinterpret_cast<const void *>(kernel_of(warp_specialized_kernels_of(shape.dtype, head_dim), shape.layout));
+  const size_t shared_bytes = fused::fused_warp_specialized_shared_bytes(head_dim, 2);
+  if (!tensor_core_kernel_ready(kernel, choice.device, shared_bytes, 90)) return false;
   fused::WarpSpecializedParams ws{};
   if (!attention_tensor_maps(shape, params.q, params.k, params.v, &ws.q_map, &ws.k_map, &ws.v_map)) return false;
-  const int head_dim = static_cast<int>(shape.head_dim);
-  const int64_t block_rows = fused::warp_specialized_block_rows(head_dim);
-  params.query_tiles = (shape.seq_q + block_rows - 1) / block_rows;
-  params.work_items = shape.batch * shape.heads_q * params.query_tiles;
+  count_work_items(params, fused::warp_specialized_block_rows(head_dim));
   ws.fused = params;
-  // A block a work item (blocks loop over work items only past INT_MAX of them): the hardware hands the next one to
-  // the first free SM, which balances causal work. Measured against one block a SM that loops over a static share
-  // of the work items (bench/NOTES.md, v8): 2x slower causal (the longest items fell on the same blocks), 3-5 %
-  // slower not causal at N = 4096.
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(params.work_items, INT_MAX));
-  *status = allow_shared_memory(reinterpret_cast<const void *>(kernel), shared_bytes);
-  if (*status != DFSS_SUCCESS) return true;
-  void *arguments[] = {&ws};
-  clear_stale_cuda_error();
-  *status = check_cuda(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(grid),
-                                        dim3(fused::warp_specialized_threads(head_dim)), arguments, shared_bytes, stream),
-                       "attention_fused_warp_specialized_kernel");
+  // A block a work item, as launch_blocks does: measured against one block a SM that loops over a static share of
+  // the work items (bench/NOTES.md, v8), that was 2x slower causal (the longest items fell on the same blocks) and
+  // 3-5 % slower not causal at N = 4096.
+  *status = launch_blocks(kernel, &ws, params.work_items, fused::warp_specialized_threads(head_dim), shared_bytes,
+                          stream, "attention_fused_warp_specialized_kernel");
   return true;
 }
 #endif
@@ -214,17 +224,9 @@ bool attention_forward_tensor_core(const AttentionCall &call, const void *q, con
     dfss_status launched = DFSS_SUCCESS;
     if (choice.hopper && launch_warp_specialized(shape, choice, params, call.stream, &launched)) return launched;
 #endif
-    params.query_tiles = (shape.seq_q + fused::kBlockRows - 1) / fused::kBlockRows;
-    params.work_items = shape.batch * shape.heads_q * params.query_tiles;  // <= B Hq Nq, which fits (validated)
-    // Blocks loop over work items when there are more than a grid holds.
-    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(params.work_items, INT_MAX));
-    const void *kernel = reinterpret_cast<const void *>(choice.kernel);
-    DFSS_RETURN_IF_ERROR(allow_shared_memory(kernel, choice.shared_bytes));
-    void *arguments[] = {&params};
-    clear_stale_cuda_error();
-    return check_cuda(
-        cudaLaunchKernel(kernel, dim3(grid), dim3(fused::kThreads), arguments, choice.shared_bytes, call.stream),
-        "attention_fused_kernel");
+    count_work_items(params, fused::kBlockRows);
+    return launch_blocks(reinterpret_cast<const void *>(choice.kernel), &params, params.work_items, fused::kThreads,
+                         choice.shared_bytes, call.stream, "attention_fused_kernel");
   }();
   return true;
 }

@@ -3,7 +3,9 @@
 // float16 / bfloat16 with pattern dense, 1:2 or 2:4, head_dim == head_dim_v in {32, 64, 96, 128}, aligned rows), so that
 // both passes compute the scores with the same arithmetic (score_step) and make the same N:M choice. Its own kernels
 // exist wherever the forward's do (the same files, architectures and a smaller shared-memory need); dout, dq, dk and
-// dv may have any layout the validation accepts.
+// dv may have any layout the validation accepts. Where the forward runs a Hopper kernel (sm_90a, head dims 64 and 128)
+// and dout rows start on 16-byte boundaries, dq runs on wgmma (attention_backward_dq_wgmma.cuh: the same scores and
+// choices); dk / dv stay on the warp-level kernel.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -31,6 +33,18 @@ bool shape_supported(const AttentionShape &shape) {
   return (shape.dtype == DFSS_DTYPE_FLOAT16 || shape.dtype == DFSS_DTYPE_BFLOAT16) &&
          shape.head_dim == shape.head_dim_v && fused::fused_head_dim_supported(shape.head_dim);
 }
+
+#if defined(DFSS_BUILT_SM90A)
+fused::FusedBackwardDqKernels dq_wgmma_kernels_of(dfss_dtype dtype, int64_t head_dim) {
+  const bool half = dtype == DFSS_DTYPE_FLOAT16;
+  if (head_dim == 64) {
+    return half ? fused::fused_backward_dq_wgmma_kernels<__half, 64>()
+                : fused::fused_backward_dq_wgmma_kernels<__nv_bfloat16, 64>();
+  }
+  return half ? fused::fused_backward_dq_wgmma_kernels<__half, 128>()
+              : fused::fused_backward_dq_wgmma_kernels<__nv_bfloat16, 128>();
+}
+#endif
 
 FusedBackwardKernels backward_kernels_of(dfss_dtype dtype, int64_t head_dim) {
   const bool half = dtype == DFSS_DTYPE_FLOAT16;
@@ -76,10 +90,23 @@ bool attention_backward_tensor_core(const AttentionCall &call, const BackwardArg
                                              : (shape.layout.m == 2 ? DFSS_PATTERN_1_2 : DFSS_PATTERN_2_4);
   const int index = fused::fused_backward_pattern_index(pattern);
   const FusedBackwardKernels kernels = backward_kernels_of(shape.dtype, shape.head_dim);
-  const FusedBackwardKernel dq_kernel = kernels.dq[index];
+  FusedBackwardKernel dq_kernel = kernels.dq[index];
   const FusedBackwardKernel dk_dv_kernel = kernels.dk_dv[index];
   const int head_dim = static_cast<int>(shape.head_dim);
-  const size_t dq_shared = fused::fused_backward_dq_shared_bytes(head_dim, kElementBytes);
+  size_t dq_shared = fused::fused_backward_dq_shared_bytes(head_dim, kElementBytes);
+  const bool dout_async = aligned(arguments.dout, 16) && rows_aligned(arguments.strides.dout, 16 / kElementBytes);
+#if defined(DFSS_BUILT_SM90A)
+  // Where the forward ran a Hopper kernel (so DFSS_FUSED_WGMMA=0 turns off both), dq runs the Hopper one if dO can be
+  // copied with cp.async.
+  if (forward.hopper && dout_async) {
+    const FusedBackwardKernel hopper_dq = dq_wgmma_kernels_of(shape.dtype, head_dim).dq[index];
+    const size_t hopper_dq_shared = fused::fused_backward_dq_wgmma_shared_bytes(head_dim, kElementBytes);
+    if (tensor_core_kernel_ready(reinterpret_cast<const void *>(hopper_dq), forward.device, hopper_dq_shared, 90)) {
+      dq_kernel = hopper_dq;
+      dq_shared = hopper_dq_shared;
+    }
+  }
+#endif
   const size_t dk_dv_shared = fused::fused_backward_dk_dv_shared_bytes(head_dim, kElementBytes);
   // Never false where the forward's kernel is ready (same build, less shared memory); declining here would let the
   // reference backward recompute the scores with other arithmetic.
@@ -109,7 +136,7 @@ bool attention_backward_tensor_core(const AttentionCall &call, const BackwardArg
     params.key_tiles = (shape.seq_k + fused::kTileKeys - 1) / fused::kTileKeys;
     params.dq_work_items = shape.batch * shape.heads_q * params.query_tiles;         // <= B Hq Nq (validated)
     params.dk_dv_work_items = shape.batch * shape.heads_kv * params.key_tiles;      // <= B Hkv Nk
-    params.dout_async = aligned(arguments.dout, 16) && rows_aligned(arguments.strides.dout, 16 / kElementBytes);
+    params.dout_async = dout_async;
     params.gradient_pairs = aligned(arguments.dq, 2 * kElementBytes) && aligned(arguments.dk, 2 * kElementBytes) &&
                             aligned(arguments.dv, 2 * kElementBytes) && rows_aligned(arguments.strides.dq, 2) &&
                             rows_aligned(arguments.strides.dk, 2) && rows_aligned(arguments.strides.dv, 2);

@@ -148,8 +148,112 @@ struct BackwardRows {
 
 // ----- dq ---------------------------------------------------------------------------------------------------
 
-// One block's work item: query tile `work % query_tiles` (from the end, as the forward) of head
-// (work / query_tiles) % Hq of batch entry work / (query_tiles Hq).
+// The tensors of a dq work item's head, at its row 0.
+template <typename T>
+struct DqTensors {
+  const T *q, *k, *v, *out, *dout;
+};
+
+template <typename T>
+__device__ __forceinline__ DqTensors<T> dq_tensors_of(const FusedBackwardParams &params, const QueryTilePlace &place) {
+  const AttentionShape &shape = params.shape;
+  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
+  DqTensors<T> tensors;
+  tensors.q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
+  tensors.k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
+  tensors.v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
+  tensors.out = static_cast<const T *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
+  tensors.dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
+                 head_q * params.strides.dout.head;
+  return tensors;
+}
+
+// The thread's rows of a dq work item (placed by place_query_tile) and their lse and D_i = dout_i . out_i: one
+// warp_dot a row of the warp, saved for the dk / dv kernel too. dout and out point at the head's row 0.
+template <typename T, int D>
+__device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &params, const QueryTilePlace &place,
+                                                   const T *dout, const T *out, int warp, int lane) {
+  const AttentionShape &shape = params.shape;
+  const int group = lane / 4;
+  const int64_t row_base = (place.batch * shape.heads_q + place.head_q) * shape.seq_q;  // [B, Hq, Nq] index of row 0
+  BackwardRows at;
+  at.rows[0] = place.rows[0];
+  at.rows[1] = place.rows[1];
+  at.row_dot[0] = at.row_dot[1] = 0.0f;
+  for (int t = 0; t < 16; ++t) {
+    const int64_t row = place.first_row + warp * 16 + t;
+    if (row >= shape.seq_q) break;
+    const float dot = warp_dot(dout + row * params.strides.dout.row, out + row * shape.out.row, D);
+    if (lane == 0) params.row_dot[row_base + row] = dot;
+    if (t == group) at.row_dot[0] = dot;
+    if (t == group + 8) at.row_dot[1] = dot;
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    at.key_end[r] = place.key_end[r];
+    at.lse_log2[r] = at.rows[r] < shape.seq_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
+  }
+  return at;
+}
+
+// The smallest key_end of the warp's rows: the key steps that end past it apply the masks.
+__device__ __forceinline__ int64_t warp_key_end_of(const BackwardRows &at) {
+  return __reduce_min_sync(0xffffffffu,
+                           static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+}
+
+// dS of key block u of a step (score blocks 2u and 2u + 1, whose dP are dp_even and dp_odd) at the kept scores:
+// p (dP - D_i) with p = exp(s - lse), rounded to T, into the A operand of dS K in the layout of the forward's P
+// operand: a[u / 2][2 (u % 2) + r] holds row r's kept values (sparse), a[u][2 jj + r] row r of score block 2u + jj
+// (dense).
+template <typename T, int Pattern>
+__device__ __forceinline__ void ds_operand_block(uint32_t (&a)[Pattern != DFSS_PATTERN_DENSE ? 2 : 4][4],
+                                                 const ScoredStep &scored, const float (&dp_even)[4],
+                                                 const float (&dp_odd)[4], int u, const BackwardRows &at) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+      const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
+      const float dp_first =
+          pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], choice.nibble & 3u);
+      const float dp_second =
+          pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], (choice.nibble >> 2) & 3u);
+      const float ds_first = probability(choice.first, at.lse_log2[r]) * (dp_first - at.row_dot[r]);
+      const float ds_second = probability(choice.second, at.lse_log2[r]) * (dp_second - at.row_dot[r]);
+      a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(ds_first, ds_second);
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const float *s = scored.s[2 * u + jj];
+        const float *dp = jj == 0 ? dp_even : dp_odd;
+        const float ds0 = probability(s[2 * r], at.lse_log2[r]) * (dp[2 * r] - at.row_dot[r]);
+        const float ds1 = probability(s[2 * r + 1], at.lse_log2[r]) * (dp[2 * r + 1] - at.row_dot[r]);
+        a[u][2 * jj + r] = pack_rounded<T>(ds0, ds1);
+      }
+    }
+  }
+}
+
+// dq = scale dQ on the thread's rows, from accumulators in the m16n8 layout (dq[n]: columns 8n .. 8n + 7).
+template <typename T, int D>
+__device__ __forceinline__ void store_dq(const FusedBackwardParams &params, int64_t batch, int64_t head_q,
+                                         const BackwardRows &at, const float (&dq)[D / 8][4], int quad) {
+  const AttentionShape &shape = params.shape;
+  T *dq_head = static_cast<T *>(params.dq) + batch * params.strides.dq.batch + head_q * params.strides.dq.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (at.rows[r] >= shape.seq_q) continue;
+    T *dq_row = dq_head + at.rows[r] * params.strides.dq.row;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      store_pair<T>(dq_row + 8 * n + 2 * quad, shape.scale * dq[n][2 * r], shape.scale * dq[n][2 * r + 1],
+                    params.gradient_pairs);
+    }
+  }
+}
+
+// One block's work item (place_query_tile: query tile `work % query_tiles`, from the end as the forward, of head
+// (work / query_tiles) % Hq of batch entry work / (query_tiles Hq)) on warp-level tensor cores.
 template <typename T, int D, int Pattern>
 __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &params, int64_t work, T *smem) {
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
@@ -161,38 +265,13 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
   const AttentionShape &shape = params.shape;
   const int thread_warp = static_cast<int>(threadIdx.x) / 32;
   const int thread_lane = static_cast<int>(threadIdx.x) % 32;
-  const int group = thread_lane / 4;
   const int quad = thread_lane % 4;
-  const QueryTilePlace place =
-      place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work, thread_warp, group);
-  const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv, first_row = place.first_row;
-  const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;  // [B, Hq, Nq] index of row 0
-
-  const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
-  const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
-  const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
-  const T *out = static_cast<const T *>(params.out) + batch * shape.out.batch + head_q * shape.out.head;
-  const T *dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
-                  head_q * params.strides.dout.head;
-
-  BackwardRows at;
-  at.rows[0] = place.rows[0];
-  at.rows[1] = place.rows[1];
-  // D_i of the warp's 16 rows, one warp_dot each (every lane gets it); saved for the dk / dv kernel.
-  at.row_dot[0] = at.row_dot[1] = 0.0f;
-  for (int t = 0; t < 16; ++t) {
-    const int64_t row = first_row + thread_warp * 16 + t;
-    if (row >= shape.seq_q) break;
-    const float dot = warp_dot(dout + row * params.strides.dout.row, out + row * shape.out.row, D);
-    if (thread_lane == 0) params.row_dot[row_base + row] = dot;
-    if (t == group) at.row_dot[0] = dot;
-    if (t == group + 8) at.row_dot[1] = dot;
-  }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    at.key_end[r] = place.key_end[r];
-    at.lse_log2[r] = at.rows[r] < shape.seq_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
-  }
+  const QueryTilePlace place = place_query_tile(shape, params.seqlens_q, params.seqlens_k, params.query_tiles, work,
+                                                thread_warp, thread_lane / 4);
+  const int64_t batch = place.batch, head_q = place.head_q, first_row = place.first_row;
+  const DqTensors<T> tensors = dq_tensors_of<T>(params, place);
+  const T *q = tensors.q, *k = tensors.k, *v = tensors.v, *dout = tensors.dout;
+  const BackwardRows at = dq_rows_of<T, D>(params, place, dout, tensors.out, thread_warp, thread_lane);
   const int64_t key_steps = place.key_steps;  // the keys some row of the block sees, as in the forward
 
   float dq[kOutBlocks][4];
@@ -219,8 +298,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
     }
     __syncthreads();  // tile 3 is free for K(1)
 
-    const int64_t warp_key_end = __reduce_min_sync(
-        0xffffffffu, static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+    const int64_t warp_key_end = warp_key_end_of(at);
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
 
     // cp.async groups: V(step) is in flight when a step starts (but for step 0), K(step + 1) is issued at its start.
@@ -251,7 +329,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
       cp_async_wait<1>();  // V(step), not necessarily K(step + 1)
       __syncthreads();
 
-      // dS as the A operand of dS K: a[.][2h + r] holds row r of the keys of half h (dense: score block 2u + h).
+      // dS as the A operand of dS K.
       uint32_t a[kSparse ? 2 : 4][4];
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
@@ -260,27 +338,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
 #pragma unroll
           for (int i = 0; i < 4; ++i) fragment[i] = do_fragment[ks][i];
         });
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          if constexpr (kSparse) {
-            const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-            const float dp_first =
-                pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], choice.nibble & 3u);
-            const float dp_second =
-                pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], (choice.nibble >> 2) & 3u);
-            const float ds_first = probability(choice.first, at.lse_log2[r]) * (dp_first - at.row_dot[r]);
-            const float ds_second = probability(choice.second, at.lse_log2[r]) * (dp_second - at.row_dot[r]);
-            a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(ds_first, ds_second);
-          } else {
-#pragma unroll
-            for (int jj = 0; jj < 2; ++jj) {
-              const float *s = scored.s[2 * u + jj];
-              const float ds0 = probability(s[2 * r], at.lse_log2[r]) * (dp[jj][2 * r] - at.row_dot[r]);
-              const float ds1 = probability(s[2 * r + 1], at.lse_log2[r]) * (dp[jj][2 * r + 1] - at.row_dot[r]);
-              a[u][2 * jj + r] = pack_rounded<T>(ds0, ds1);
-            }
-          }
-        }
+        ds_operand_block<T, Pattern>(a, scored, dp[0], dp[1], u, at);
       }
 
       // No warp reads V(step) any more: V(step + 1) arrives while dS K runs.
@@ -324,17 +382,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
     cp_async_wait<0>();  // nothing stays in flight into the next work item's tiles
   }
 
-  T *dq_head = static_cast<T *>(params.dq) + batch * params.strides.dq.batch + head_q * params.strides.dq.head;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (at.rows[r] >= shape.seq_q) continue;
-    T *dq_row = dq_head + at.rows[r] * params.strides.dq.row;
-#pragma unroll
-    for (int n = 0; n < kOutBlocks; ++n) {
-      store_pair<T>(dq_row + 8 * n + 2 * quad, shape.scale * dq[n][2 * r], shape.scale * dq[n][2 * r + 1],
-                    params.gradient_pairs);
-    }
-  }
+  store_dq<T, D>(params, batch, head_q, at, dq, quad);
 }
 
 // ----- dk, dv -----------------------------------------------------------------------------------------------

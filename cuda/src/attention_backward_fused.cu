@@ -4,8 +4,8 @@
 // both passes compute the scores with the same arithmetic (score_step) and make the same N:M choice. Its own kernels
 // exist wherever the forward's do (the same files, architectures and a smaller shared-memory need); dout, dq, dk and
 // dv may have any layout the validation accepts. Where the forward runs a Hopper kernel (sm_90a, head dims 64 and 128)
-// and dout rows start on 16-byte boundaries, dq runs on wgmma (attention_backward_dq_wgmma.cuh: the same scores and
-// choices); dk / dv stay on the warp-level kernel.
+// and dout rows start on 16-byte boundaries, both backward kernels run on wgmma (attention_backward_wgmma.cuh: the
+// same scores and choices).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -35,14 +35,14 @@ bool shape_supported(const AttentionShape &shape) {
 }
 
 #if defined(DFSS_BUILT_SM90A)
-fused::FusedBackwardDqKernels dq_wgmma_kernels_of(dfss_dtype dtype, int64_t head_dim) {
+FusedBackwardKernels wgmma_backward_kernels_of(dfss_dtype dtype, int64_t head_dim) {
   const bool half = dtype == DFSS_DTYPE_FLOAT16;
   if (head_dim == 64) {
-    return half ? fused::fused_backward_dq_wgmma_kernels<__half, 64>()
-                : fused::fused_backward_dq_wgmma_kernels<__nv_bfloat16, 64>();
+    return half ? fused::fused_backward_wgmma_kernels<__half, 64>()
+                : fused::fused_backward_wgmma_kernels<__nv_bfloat16, 64>();
   }
-  return half ? fused::fused_backward_dq_wgmma_kernels<__half, 128>()
-              : fused::fused_backward_dq_wgmma_kernels<__nv_bfloat16, 128>();
+  return half ? fused::fused_backward_wgmma_kernels<__half, 128>()
+              : fused::fused_backward_wgmma_kernels<__nv_bfloat16, 128>();
 }
 #endif
 
@@ -91,29 +91,35 @@ bool attention_backward_tensor_core(const AttentionCall &call, const BackwardArg
   const int index = fused::fused_backward_pattern_index(pattern);
   const FusedBackwardKernels kernels = backward_kernels_of(shape.dtype, shape.head_dim);
   FusedBackwardKernel dq_kernel = kernels.dq[index];
-  const FusedBackwardKernel dk_dv_kernel = kernels.dk_dv[index];
+  FusedBackwardKernel dk_dv_kernel = kernels.dk_dv[index];
   const int head_dim = static_cast<int>(shape.head_dim);
   size_t dq_shared = fused::fused_backward_dq_shared_bytes(head_dim, kElementBytes);
+  size_t dk_dv_shared = fused::fused_backward_dk_dv_shared_bytes(head_dim, kElementBytes);
   const bool dout_async = aligned(arguments.dout, 16) && rows_aligned(arguments.strides.dout, 16 / kElementBytes);
-#if defined(DFSS_BUILT_SM90A)
-  // Where the forward ran a Hopper kernel (so DFSS_FUSED_WGMMA=0 turns off both), dq runs the Hopper one if dO can be
-  // copied with cp.async.
-  if (forward.hopper && dout_async) {
-    const FusedBackwardKernel hopper_dq = dq_wgmma_kernels_of(shape.dtype, head_dim).dq[index];
-    const size_t hopper_dq_shared = fused::fused_backward_dq_wgmma_shared_bytes(head_dim, kElementBytes);
-    if (tensor_core_kernel_ready(reinterpret_cast<const void *>(hopper_dq), forward.device, hopper_dq_shared, 90)) {
-      dq_kernel = hopper_dq;
-      dq_shared = hopper_dq_shared;
-    }
-  }
-#endif
-  const size_t dk_dv_shared = fused::fused_backward_dk_dv_shared_bytes(head_dim, kElementBytes);
   // Never false where the forward's kernel is ready (same build, less shared memory); declining here would let the
   // reference backward recompute the scores with other arithmetic.
   if (!tensor_core_kernel_ready(reinterpret_cast<const void *>(dq_kernel), forward.device, dq_shared) ||
       !tensor_core_kernel_ready(reinterpret_cast<const void *>(dk_dv_kernel), forward.device, dk_dv_shared)) {
     return false;
   }
+#if defined(DFSS_BUILT_SM90A)
+  // Where the forward ran a Hopper kernel (so DFSS_FUSED_WGMMA=0 turns off both passes' ones), the backward runs the
+  // Hopper kernels when dO can be copied with cp.async.
+  if (forward.hopper && dout_async) {
+    const FusedBackwardKernels hopper = wgmma_backward_kernels_of(shape.dtype, head_dim);
+    const size_t hopper_dq_shared = fused::fused_backward_dq_wgmma_shared_bytes(head_dim, kElementBytes);
+    const size_t hopper_dk_dv_shared = fused::fused_backward_dk_dv_wgmma_shared_bytes(head_dim, kElementBytes);
+    if (tensor_core_kernel_ready(reinterpret_cast<const void *>(hopper.dq[index]), forward.device, hopper_dq_shared,
+                                 90) &&
+        tensor_core_kernel_ready(reinterpret_cast<const void *>(hopper.dk_dv[index]), forward.device,
+                                 hopper_dk_dv_shared, 90)) {
+      dq_kernel = hopper.dq[index];
+      dk_dv_kernel = hopper.dk_dv[index];
+      dq_shared = hopper_dq_shared;
+      dk_dv_shared = hopper_dk_dv_shared;
+    }
+  }
+#endif
 
   *status = [&]() -> dfss_status {
     // The carves follow attention_backward_tensor_core_workspace_bytes; the lengths take their room only when given.

@@ -387,30 +387,144 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
 
 // ----- dk, dv -----------------------------------------------------------------------------------------------
 
-// One block's work item: key tile `work % key_tiles` of kv head (work / key_tiles) % Hkv of batch entry
-// work / (key_tiles Hkv).
+// What a dk / dv block knows of its work item: key tile `work % key_tiles` of kv head (work / key_tiles) % Hkv of
+// batch entry work / (key_tiles Hkv), and the batch's lengths.
+struct KeyTilePlace {
+  int64_t batch, head_kv, heads_per_kv, first_key, valid_q, valid_k;
+};
+
+__device__ __forceinline__ KeyTilePlace place_key_tile(const FusedBackwardParams &params, int64_t work) {
+  const AttentionShape &shape = params.shape;
+  KeyTilePlace place;
+  const int64_t head_entry = work / params.key_tiles;
+  place.head_kv = head_entry % shape.heads_kv;
+  place.batch = head_entry / shape.heads_kv;
+  place.heads_per_kv = shape.heads_q / shape.heads_kv;
+  place.first_key = (work % params.key_tiles) * kTileKeys;
+  place.valid_q = params.seqlens_q != nullptr ? params.seqlens_q[place.batch] : shape.seq_q;
+  place.valid_k = params.seqlens_k != nullptr ? params.seqlens_k[place.batch] : shape.seq_k;
+  return place;
+}
+
+// The first query tile of a head with rows that see keys of the key tile (causal: the tile of the first row with
+// allowed_key_end(i) > first_key; every later row sees them too).
+__device__ __forceinline__ int64_t first_seeing_tile(const KeyTilePlace &place, bool causal) {
+  const int64_t first_row = place.first_key - place.valid_k + place.valid_q;
+  return (causal ? (first_row > 0 ? first_row : 0) : 0) / kBlockRows;
+}
+
+// The thread's rows (first_row + 16 warp + group, + 8) of a query tile in a dk / dv block: the keys they see, lse and
+// the D_i that the dq kernel saved. row_base: the [B, Hq, Nq] index of the head's row 0.
+__device__ __forceinline__ BackwardRows dk_dv_rows_of(const FusedBackwardParams &params, const KeyTilePlace &place,
+                                                      int64_t row_base, int64_t first_row, int warp, int group) {
+  const AttentionShape &shape = params.shape;
+  BackwardRows at;
+  at.rows[0] = first_row + warp * 16 + group;
+  at.rows[1] = at.rows[0] + 8;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const bool inside = at.rows[r] < shape.seq_q;
+    at.key_end[r] = allowed_key_end(at.rows[r], place.valid_q, place.valid_k, shape.causal);
+    at.lse_log2[r] = inside ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
+    at.row_dot[r] = inside ? params.row_dot[row_base + at.rows[r]] : 0.0f;
+  }
+  return at;
+}
+
+// P (rounded to T, as the forward's P.V used it) and dS of key block u of a step (score blocks 2u and 2u + 1, whose
+// dP are dp_even and dp_odd) for the thread's rows (tile rows `row` and row + 8), into [query row][key] tiles in
+// natural key order, zeros where pruned or masked: element (row, key) at offset_of(row, key), which keeps runs of 4
+// keys from a multiple of 4 contiguous.
+template <typename T, int Pattern, typename OffsetOf>
+__device__ __forceinline__ void store_p_ds_block(T *p_tile, T *ds_tile, const ScoredStep &scored,
+                                                 const float (&dp_even)[4], const float (&dp_odd)[4], int u,
+                                                 const BackwardRows &at, int row, int quad, OffsetOf &&offset_of) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int tile_row = row + 8 * r;
+    if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+      // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h).
+      const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
+      const uint32_t first_index = choice.nibble & 3u;
+      const uint32_t second_index = (choice.nibble >> 2) & 3u;
+      const float p_first = probability(choice.first, at.lse_log2[r]);
+      const float p_second = probability(choice.second, at.lse_log2[r]);
+      const float ds_first =
+          p_first * (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], first_index) -
+                     at.row_dot[r]);
+      const float ds_second =
+          p_second * (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], second_index) -
+                      at.row_dot[r]);
+      float p_keys[4], ds_keys[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool is_first = e == static_cast<int>(first_index);
+        const bool is_second = e == static_cast<int>(second_index);
+        p_keys[e] = is_first ? p_first : (is_second ? p_second : 0.0f);
+        ds_keys[e] = is_first ? ds_first : (is_second ? ds_second : 0.0f);
+      }
+      const int offset = offset_of(tile_row, 16 * u + 4 * quad);
+      *reinterpret_cast<uint2 *>(p_tile + offset) =
+          make_uint2(pack_rounded<T>(p_keys[0], p_keys[1]), pack_rounded<T>(p_keys[2], p_keys[3]));
+      *reinterpret_cast<uint2 *>(ds_tile + offset) =
+          make_uint2(pack_rounded<T>(ds_keys[0], ds_keys[1]), pack_rounded<T>(ds_keys[2], ds_keys[3]));
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        const float *s = scored.s[2 * u + jj];
+        const float *dp = jj == 0 ? dp_even : dp_odd;
+        const float p0 = probability(s[2 * r], at.lse_log2[r]);
+        const float p1 = probability(s[2 * r + 1], at.lse_log2[r]);
+        const int offset = offset_of(tile_row, 8 * (2 * u + jj) + 2 * quad);
+        *reinterpret_cast<uint32_t *>(p_tile + offset) = pack_rounded<T>(p0, p1);
+        *reinterpret_cast<uint32_t *>(ds_tile + offset) =
+            pack_rounded<T>(p0 * (dp[2 * r] - at.row_dot[r]), p1 * (dp[2 * r + 1] - at.row_dot[r]));
+      }
+    }
+  }
+}
+
+// dk = scale dK and dv = dV of the thread's keys (first_key + 16 warp + group, + 8), from accumulators in the m16n8
+// layout.
+template <typename T, int D>
+__device__ __forceinline__ void store_dk_dv(const FusedBackwardParams &params, const KeyTilePlace &place,
+                                            const float (&dk)[D / 8][4], const float (&dv)[D / 8][4], int warp,
+                                            int lane) {
+  const AttentionShape &shape = params.shape;
+  const int group = lane / 4;
+  const int quad = lane % 4;
+  T *dk_head = static_cast<T *>(params.dk) + place.batch * params.strides.dk.batch + place.head_kv * params.strides.dk.head;
+  T *dv_head = static_cast<T *>(params.dv) + place.batch * params.strides.dv.batch + place.head_kv * params.strides.dv.head;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t key = place.first_key + warp * 16 + group + 8 * r;
+    if (key >= shape.seq_k) continue;
+    T *dk_row = dk_head + key * params.strides.dk.row;
+    T *dv_row = dv_head + key * params.strides.dv.row;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      store_pair<T>(dk_row + 8 * n + 2 * quad, shape.scale * dk[n][2 * r], shape.scale * dk[n][2 * r + 1],
+                    params.gradient_pairs);
+      store_pair<T>(dv_row + 8 * n + 2 * quad, dv[n][2 * r], dv[n][2 * r + 1], params.gradient_pairs);
+    }
+  }
+}
+
+// One block's work item (place_key_tile) on warp-level tensor cores.
 template <typename T, int D, int Pattern>
 __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &params, int64_t work, T *smem) {
-  constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
   constexpr int kStride = tile_stride(D);
   constexpr int kTileElements = kTileKeys * kStride;
   constexpr int kOutBlocks = D / 8;
 
   const AttentionShape &shape = params.shape;
-  const int64_t key_tile = work % params.key_tiles;
-  const int64_t head_entry = work / params.key_tiles;
-  const int64_t head_kv = head_entry % shape.heads_kv;
-  const int64_t batch = head_entry / shape.heads_kv;
-  const int64_t heads_per_kv = shape.heads_q / shape.heads_kv;
-  const int64_t valid_q = params.seqlens_q != nullptr ? params.seqlens_q[batch] : shape.seq_q;
-  const int64_t valid_k = params.seqlens_k != nullptr ? params.seqlens_k[batch] : shape.seq_k;
-  const int64_t first_key = key_tile * kTileKeys;
+  const KeyTilePlace place = place_key_tile(params, work);
+  const int64_t batch = place.batch, head_kv = place.head_kv, first_key = place.first_key;
 
   const int thread_warp = static_cast<int>(threadIdx.x) / 32;
   const int thread_lane = static_cast<int>(threadIdx.x) % 32;
   const int group = thread_lane / 4;
   const int quad = thread_lane % 4;
-
 
   float dk[kOutBlocks][4];
   float dv[kOutBlocks][4];
@@ -420,21 +534,18 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
     dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
   }
 
-  if (first_key < valid_k && valid_q > 0) {
+  if (first_key < place.valid_k && place.valid_q > 0) {
     const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
     const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
     // Tiles: K, V (rows permuted as the forward's K), Q, dO, then P and dS [64 rows][64 keys].
     load_tile<T, D>(smem, k, shape.k.row, first_key, shape.seq_k, KeyRow<Pattern>{});
     load_tile<T, D>(smem + kTileElements, v, shape.v.row, first_key, shape.seq_k, KeyRow<Pattern>{});
-    // The first row that sees a key of the tile (allowed_key_end(i) > first_key); every later row does too.
-    const int64_t first_seeing_row =
-        shape.causal ? (first_key - valid_k + valid_q > 0 ? first_key - valid_k + valid_q : 0) : 0;
-    const int64_t first_tile = first_seeing_row / kBlockRows;
-    const int64_t end_tile = (valid_q + kBlockRows - 1) / kBlockRows;
+    const int64_t first_tile = first_seeing_tile(place, shape.causal);
+    const int64_t end_tile = (place.valid_q + kBlockRows - 1) / kBlockRows;
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
 
-    for (int64_t head_offset = 0; head_offset < heads_per_kv; ++head_offset) {
-      const int64_t head_q = head_kv * heads_per_kv + head_offset;
+    for (int64_t head_offset = 0; head_offset < place.heads_per_kv; ++head_offset) {
+      const int64_t head_q = head_kv * place.heads_per_kv + head_offset;
       const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;
       const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
       const T *dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
@@ -454,18 +565,8 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
         load_rows<T, D>(do_tile, dout, params.strides.dout.row, first_row, shape.seq_q, params.dout_async);
         cp_async_commit();
 
-        BackwardRows at;
-        at.rows[0] = first_row + warp * 16 + group;
-        at.rows[1] = at.rows[0] + 8;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const bool inside = at.rows[r] < shape.seq_q;
-          at.key_end[r] = allowed_key_end(at.rows[r], valid_q, valid_k, shape.causal);
-          at.lse_log2[r] = inside ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
-          at.row_dot[r] = inside ? params.row_dot[row_base + at.rows[r]] : 0.0f;
-        }
-        const int64_t warp_key_end = __reduce_min_sync(
-            0xffffffffu, static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+        const BackwardRows at = dk_dv_rows_of(params, place, row_base, first_row, warp, group);
+        const int64_t warp_key_end = warp_key_end_of(at);
         cp_async_wait<0>();
         __syncthreads();
 
@@ -487,48 +588,8 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
           step_dp<T, D>(dp, u, v_tile, lane, [&](int ks, uint32_t(&fragment)[4]) {
             ldmatrix_x4(fragment, do_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(ks, lane) * 8);
           });
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const int tile_row = warp * 16 + group + 8 * r;
-            if constexpr (kSparse) {
-              // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h).
-              const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-              const uint32_t first_index = choice.nibble & 3u;
-              const uint32_t second_index = (choice.nibble >> 2) & 3u;
-              const float p_first = probability(choice.first, at.lse_log2[r]);
-              const float p_second = probability(choice.second, at.lse_log2[r]);
-              const float ds_first =
-                  p_first * (pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], first_index) -
-                             at.row_dot[r]);
-              const float ds_second =
-                  p_second * (pick(dp[0][2 * r], dp[0][2 * r + 1], dp[1][2 * r], dp[1][2 * r + 1], second_index) -
-                              at.row_dot[r]);
-              float p_keys[4], ds_keys[4];
-#pragma unroll
-              for (int e = 0; e < 4; ++e) {
-                const bool is_first = e == static_cast<int>(first_index);
-                const bool is_second = e == static_cast<int>(second_index);
-                p_keys[e] = is_first ? p_first : (is_second ? p_second : 0.0f);
-                ds_keys[e] = is_first ? ds_first : (is_second ? ds_second : 0.0f);
-              }
-              const int offset = tile_row * kScoreTileStride + 16 * u + 4 * quad;
-              *reinterpret_cast<uint2 *>(p_tile + offset) =
-                  make_uint2(pack_rounded<T>(p_keys[0], p_keys[1]), pack_rounded<T>(p_keys[2], p_keys[3]));
-              *reinterpret_cast<uint2 *>(ds_tile + offset) =
-                  make_uint2(pack_rounded<T>(ds_keys[0], ds_keys[1]), pack_rounded<T>(ds_keys[2], ds_keys[3]));
-            } else {
-#pragma unroll
-              for (int jj = 0; jj < 2; ++jj) {
-                const float *s = scored.s[2 * u + jj];
-                const float p0 = probability(s[2 * r], at.lse_log2[r]);
-                const float p1 = probability(s[2 * r + 1], at.lse_log2[r]);
-                const int offset = tile_row * kScoreTileStride + 8 * (2 * u + jj) + 2 * quad;
-                *reinterpret_cast<uint32_t *>(p_tile + offset) = pack_rounded<T>(p0, p1);
-                *reinterpret_cast<uint32_t *>(ds_tile + offset) = pack_rounded<T>(
-                    p0 * (dp[jj][2 * r] - at.row_dot[r]), p1 * (dp[jj][2 * r + 1] - at.row_dot[r]));
-              }
-            }
-          }
+          store_p_ds_block<T, Pattern>(p_tile, ds_tile, scored, dp[0], dp[1], u, at, warp * 16 + group, quad,
+                                       [](int row, int key) { return row * kScoreTileStride + key; });
         }
         __syncthreads();
 
@@ -563,21 +624,7 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
     cp_async_wait<0>();  // nothing stays in flight into the next work item's tiles
   }
 
-  T *dk_head = static_cast<T *>(params.dk) + batch * params.strides.dk.batch + head_kv * params.strides.dk.head;
-  T *dv_head = static_cast<T *>(params.dv) + batch * params.strides.dv.batch + head_kv * params.strides.dv.head;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t key = first_key + thread_warp * 16 + group + 8 * r;
-    if (key >= shape.seq_k) continue;
-    T *dk_row = dk_head + key * params.strides.dk.row;
-    T *dv_row = dv_head + key * params.strides.dv.row;
-#pragma unroll
-    for (int n = 0; n < kOutBlocks; ++n) {
-      store_pair<T>(dk_row + 8 * n + 2 * quad, shape.scale * dk[n][2 * r], shape.scale * dk[n][2 * r + 1],
-                    params.gradient_pairs);
-      store_pair<T>(dv_row + 8 * n + 2 * quad, dv[n][2 * r], dv[n][2 * r + 1], params.gradient_pairs);
-    }
-  }
+  store_dk_dv<T, D>(params, place, dk, dv, thread_warp, thread_lane);
 }
 
 template <typename T, int D, int Pattern>

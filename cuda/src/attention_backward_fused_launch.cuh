@@ -79,26 +79,25 @@ extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 64>()
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 96>();
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 128>();
 
-// The Hopper dq kernels (attention_backward_dq_wgmma.cuh, sm_90a; elsewhere they trap): head dims 64 and 128 of
-// 16-bit types, dout rows on 16-byte boundaries. Indexed as FusedBackwardKernels::dq; defined there and instantiated
-// once, in attention_backward_dq_wgmma_<dtype>_d<D>.cu.
-struct FusedBackwardDqKernels {
-  FusedBackwardKernel dq[3];
-};
+// The Hopper kernels (attention_backward_wgmma.cuh, sm_90a; elsewhere they trap): head dims 64 and 128 of 16-bit
+// types, dout rows on 16-byte boundaries. Defined there and instantiated once, in attention_backward_wgmma_<dtype>_d<D>.cu.
+template <typename T, int D>
+FusedBackwardKernels fused_backward_wgmma_kernels();
 
-// Their dynamic shared memory: Q, dO, V and three K tiles of 64 rows in the 128-byte swizzle layout, from a
-// kTileAlignment boundary.
+extern template FusedBackwardKernels fused_backward_wgmma_kernels<__half, 64>();
+extern template FusedBackwardKernels fused_backward_wgmma_kernels<__half, 128>();
+extern template FusedBackwardKernels fused_backward_wgmma_kernels<__nv_bfloat16, 64>();
+extern template FusedBackwardKernels fused_backward_wgmma_kernels<__nv_bfloat16, 128>();
+
+// Their dynamic shared memory, tiles of 64 rows in the 128-byte swizzle layout from a kTileAlignment boundary. dq: Q,
+// dO, V and three K tiles. dk / dv: K, V, two Q and two dO tiles, and the [64 query rows][64 keys] P and dS tiles.
 DFSS_HOST_DEVICE constexpr size_t fused_backward_dq_wgmma_shared_bytes(int head_dim, size_t element_bytes) {
   return size_t{6} * kTileKeys * static_cast<size_t>(head_dim) * element_bytes + kTileAlignment;
 }
-
-template <typename T, int D>
-FusedBackwardDqKernels fused_backward_dq_wgmma_kernels();
-
-extern template FusedBackwardDqKernels fused_backward_dq_wgmma_kernels<__half, 64>();
-extern template FusedBackwardDqKernels fused_backward_dq_wgmma_kernels<__half, 128>();
-extern template FusedBackwardDqKernels fused_backward_dq_wgmma_kernels<__nv_bfloat16, 64>();
-extern template FusedBackwardDqKernels fused_backward_dq_wgmma_kernels<__nv_bfloat16, 128>();
+DFSS_HOST_DEVICE constexpr size_t fused_backward_dk_dv_wgmma_shared_bytes(int head_dim, size_t element_bytes) {
+  return (size_t{6} * kTileKeys * static_cast<size_t>(head_dim) + size_t{2} * kBlockRows * kTileKeys) * element_bytes +
+         kTileAlignment;
+}
 
 }  // namespace fused
 }  // namespace dfss

@@ -25,9 +25,12 @@ namespace fused {
 // Where 16-byte unit `unit` of tile row p sits in a tile of the 128-byte swizzle layout: panel unit / 8 (64 columns,
 // kTileKeys rows of 128 bytes), row p of it, unit (unit % 8) ^ (p % 8) of that row.
 struct SwizzledTile {
+  __device__ __forceinline__ static constexpr int offset(int p, int unit) {
+    return (unit / 8) * (kTileKeys * 64) + p * 64 + (((unit % 8) ^ (p % 8)) * 8);
+  }
   template <typename T>
   __device__ __forceinline__ T *operator()(T *tile, int p, int unit) const {
-    return tile + (unit / 8) * (kTileKeys * 64) + p * 64 + (((unit % 8) ^ (p % 8)) * 8);
+    return tile + offset(p, unit);
   }
 };
 

@@ -1,10 +1,12 @@
 // Thin wrappers of Hopper's warpgroup-level tensor-core instructions (wgmma, PTX ISA "Asynchronous Warpgroup Level
 // Matrix Multiply-Accumulate Instructions"), sm_90a only: the shared-memory matrix descriptor, the fences, and the
-// three products the Hopper fused forward issues (fp16 / bf16 in, fp32 accumulators):
+// products the Hopper kernels issue (fp16 / bf16 in, fp32 accumulators):
 //   - scores:  D[64 x 64]  (+)= A[64 x 16] B[16 x 64], A and B from shared memory, both K-major;
 //   - dense P.V:  D[64 x N] += A[64 x 16] B[16 x N], A from registers, B from shared memory N-major;
 //   - sparse P.V: D[64 x N] += A[64 x 32] B[32 x N], A 2:4 sparse from registers (16 kept columns a row) with its
-//     metadata register and sparsity selector, B as above.
+//     metadata register and sparsity selector, B as above;
+//   - the backward's P^T dO and dS^T Q: D[64 x N] += A[64 x 16] B[16 x N], A and B from shared memory, both stored
+//     M- / N-major (A as 16 rows of its 64 columns' elements: P and dS as [query row][key] tiles).
 // A warpgroup is 4 consecutive warps; warp w of it owns accumulator rows 16w .. 16w + 15, laid out as 8-column
 // m16n8 accumulators: d[n][0..3] = (group, 8n + 2 quad, + 1), (group + 8, 8n + 2 quad, + 1), with group = lane / 4
 // and quad = lane % 4. The register A operands have the layout of mma.sync m16n8k16 A (dense) and of
@@ -161,6 +163,36 @@ __device__ __forceinline__ void wgmma_m64nNk16_rs(float (&d)[N / 8][4], const ui
     DFSS_WGMMA_RS(128, "bf16");
   } else {
     DFSS_WGMMA_RS(128, "f16");
+  }
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+
+// d += A B with m64nNk16 (N = 64 or 128): A (64 x 16) at descriptor a, M-major (stored as 16 rows of 64 contiguous
+// elements, one 128-byte swizzle row each), B (16 x N) at descriptor b, N-major.
+#define DFSS_WGMMA_DESC64 "%32, %33"
+#define DFSS_WGMMA_DESC128 "%64, %65"
+#define DFSS_WGMMA_SS_MN(N, TYPE)                                                                              \
+  asm volatile("wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE " " DFSS_WGMMA_D##N ", "           \
+               DFSS_WGMMA_DESC##N ", 1, 1, 1, 1, 1;\n"                                                         \
+               : DFSS_WGMMA_ACC##N                                                                             \
+               : "l"(a), "l"(b))
+
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_m64nNk16_ss_mn_major(float (&d)[N / 8][4], uint64_t a, uint64_t b) {
+  static_assert(N == 64 || N == 128, "wgmma P^T dO: N = 64 or 128");
+#if DFSS_WGMMA_AVAILABLE
+  constexpr bool bf16 = MmaElement<T>::is_bf16;
+  if constexpr (N == 64 && bf16) {
+    DFSS_WGMMA_SS_MN(64, "bf16");
+  } else if constexpr (N == 64) {
+    DFSS_WGMMA_SS_MN(64, "f16");
+  } else if constexpr (bf16) {
+    DFSS_WGMMA_SS_MN(128, "bf16");
+  } else {
+    DFSS_WGMMA_SS_MN(128, "f16");
   }
 #else
   (void)d, (void)a, (void)b;

@@ -73,6 +73,23 @@ __device__ __forceinline__ float pick(float x0, float x1, float x2, float x3, ui
   return index == 0 ? x0 : (index == 1 ? x1 : (index == 2 ? x2 : x3));
 }
 
+// Accumulators (m16n8 blocks) set to zero.
+template <int Blocks>
+__device__ __forceinline__ void zero_accumulators(float (&d)[Blocks][4]) {
+#pragma unroll
+  for (int n = 0; n < Blocks; ++n) d[n][0] = d[n][1] = d[n][2] = d[n][3] = 0.0f;
+}
+
+// A backward kernel's blocks: block(work) for work items blockIdx.x, + gridDim.x, ... (the launch gives one block a
+// work item but past INT_MAX of them), with a barrier between items, whose tiles share the block's shared memory.
+template <typename Block>
+__device__ __forceinline__ void run_work_items(int64_t work_items, Block &&block) {
+  for (int64_t work = blockIdx.x; work < work_items; work += gridDim.x) {
+    block(work);
+    __syncthreads();
+  }
+}
+
 // p = exp(s - lse) from lse_log2 = lse log2(e) (+inf for a row with no finite score: p = 0), as exp2 of one fma.
 __device__ __forceinline__ float probability(float s, float lse_log2) {
   return exp2_approx(fmaf(s, kLog2e, -lse_log2));
@@ -275,8 +292,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
   const int64_t key_steps = place.key_steps;  // the keys some row of the block sees, as in the forward
 
   float dq[kOutBlocks][4];
-#pragma unroll
-  for (int n = 0; n < kOutBlocks; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+  zero_accumulators(dq);
 
   if (key_steps > 0) {
     // Tile 0: Q; tile 1: V of the current step; tiles 2 and 3: K of the even and the odd steps (tile 3 first holds
@@ -493,8 +509,10 @@ __device__ __forceinline__ void store_dk_dv(const FusedBackwardParams &params, c
   const AttentionShape &shape = params.shape;
   const int group = lane / 4;
   const int quad = lane % 4;
-  T *dk_head = static_cast<T *>(params.dk) + place.batch * params.strides.dk.batch + place.head_kv * params.strides.dk.head;
-  T *dv_head = static_cast<T *>(params.dv) + place.batch * params.strides.dv.batch + place.head_kv * params.strides.dv.head;
+  T *dk_head =
+      static_cast<T *>(params.dk) + place.batch * params.strides.dk.batch + place.head_kv * params.strides.dk.head;
+  T *dv_head =
+      static_cast<T *>(params.dv) + place.batch * params.strides.dv.batch + place.head_kv * params.strides.dv.head;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t key = place.first_key + warp * 16 + group + 8 * r;
@@ -528,11 +546,8 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
 
   float dk[kOutBlocks][4];
   float dv[kOutBlocks][4];
-#pragma unroll
-  for (int n = 0; n < kOutBlocks; ++n) {
-    dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
-    dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
-  }
+  zero_accumulators(dk);
+  zero_accumulators(dv);
 
   if (first_key < place.valid_k && place.valid_q > 0) {
     const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
@@ -633,10 +648,7 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dq_kernel(FusedBa
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T *smem = reinterpret_cast<T *>(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.dq_work_items; work += gridDim.x) {
-    backward_dq_block<T, D, Pattern>(params, work, smem);
-    __syncthreads();  // the next work item rewrites the tiles
-  }
+  run_work_items(params.dq_work_items, [&](int64_t work) { backward_dq_block<T, D, Pattern>(params, work, smem); });
 #else
   (void)params;
 #endif
@@ -647,10 +659,8 @@ __global__ void __launch_bounds__(kThreads) attention_backward_dk_dv_kernel(Fuse
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T *smem = reinterpret_cast<T *>(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.dk_dv_work_items; work += gridDim.x) {
-    backward_dk_dv_block<T, D, Pattern>(params, work, smem);
-    __syncthreads();
-  }
+  run_work_items(params.dk_dv_work_items,
+                 [&](int64_t work) { backward_dk_dv_block<T, D, Pattern>(params, work, smem); });
 #else
   (void)params;
 #endif

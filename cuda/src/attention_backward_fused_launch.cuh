@@ -80,7 +80,8 @@ extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 96>()
 extern template FusedBackwardKernels fused_backward_kernels<__nv_bfloat16, 128>();
 
 // The Hopper kernels (attention_backward_wgmma.cuh, sm_90a; elsewhere they trap): head dims 64 and 128 of 16-bit
-// types, dout rows on 16-byte boundaries. Defined there and instantiated once, in attention_backward_wgmma_<dtype>_d<D>.cu.
+// types, dout rows on 16-byte boundaries. Defined there and instantiated once, in
+// attention_backward_wgmma_<dtype>_d<D>.cu.
 template <typename T, int D>
 FusedBackwardKernels fused_backward_wgmma_kernels();
 

@@ -45,8 +45,7 @@ __device__ __forceinline__ void backward_dq_wgmma_block(const FusedBackwardParam
   const int64_t key_steps = place.key_steps;
 
   float dq[kOutBlocks][4];
-#pragma unroll
-  for (int n = 0; n < kOutBlocks; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+  zero_accumulators(dq);
 
   if (key_steps > 0) {
     T *const q_tile = smem;
@@ -114,10 +113,8 @@ __global__ void __launch_bounds__(kThreads, backward_dq_wgmma_min_blocks(D))
 #if DFSS_WGMMA_AVAILABLE
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T *smem = WarpgroupMmaEngine<T, D, Pattern>::tiles(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.dq_work_items; work += gridDim.x) {
-    backward_dq_wgmma_block<T, D, Pattern>(params, work, smem);
-    __syncthreads();  // the next work item rewrites the tiles
-  }
+  run_work_items(params.dq_work_items,
+                 [&](int64_t work) { backward_dq_wgmma_block<T, D, Pattern>(params, work, smem); });
 #else
   (void)params;
   __trap();
@@ -145,11 +142,8 @@ __device__ __forceinline__ void backward_dk_dv_wgmma_block(const FusedBackwardPa
 
   float dk[kOutBlocks][4];
   float dv[kOutBlocks][4];
-#pragma unroll
-  for (int n = 0; n < kOutBlocks; ++n) {
-    dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.0f;
-    dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.0f;
-  }
+  zero_accumulators(dk);
+  zero_accumulators(dv);
 
   if (first_key < place.valid_k && place.valid_q > 0) {
     const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + place.head_kv * shape.k.head;
@@ -253,10 +247,8 @@ __global__ void __launch_bounds__(kThreads, backward_dk_dv_wgmma_min_blocks(D, P
 #if DFSS_WGMMA_AVAILABLE
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   T *smem = WarpgroupMmaEngine<T, D, Pattern>::tiles(shared_bytes);
-  for (int64_t work = blockIdx.x; work < params.dk_dv_work_items; work += gridDim.x) {
-    backward_dk_dv_wgmma_block<T, D, Pattern>(params, work, smem);
-    __syncthreads();
-  }
+  run_work_items(params.dk_dv_work_items,
+                 [&](int64_t work) { backward_dk_dv_wgmma_block<T, D, Pattern>(params, work, smem); });
 #else
   (void)params;
   __trap();
@@ -266,7 +258,8 @@ __global__ void __launch_bounds__(kThreads, backward_dk_dv_wgmma_min_blocks(D, P
 template <typename T, int D>
 FusedBackwardKernels fused_backward_wgmma_kernels() {
   return FusedBackwardKernels{
-      {attention_backward_dq_wgmma_kernel<T, D, DFSS_PATTERN_DENSE>, attention_backward_dq_wgmma_kernel<T, D, DFSS_PATTERN_1_2>,
+      {attention_backward_dq_wgmma_kernel<T, D, DFSS_PATTERN_DENSE>,
+       attention_backward_dq_wgmma_kernel<T, D, DFSS_PATTERN_1_2>,
        attention_backward_dq_wgmma_kernel<T, D, DFSS_PATTERN_2_4>},
       {attention_backward_dk_dv_wgmma_kernel<T, D, DFSS_PATTERN_DENSE>,
        attention_backward_dk_dv_wgmma_kernel<T, D, DFSS_PATTERN_1_2>,

@@ -213,8 +213,10 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
   return at;
 }
 
-// The smallest key_end of the warp's rows: the key steps that end past it apply the masks.
-__device__ __forceinline__ int64_t warp_key_end_of(const BackwardRows &at) {
+// The smallest key_end of the warp's rows: the key steps that end past it apply the masks. A template, so that only
+// the kernels built for sm_80 and later (__reduce_min_sync) compile it.
+template <typename Rows>
+__device__ __forceinline__ int64_t warp_key_end_of(const Rows &at) {
   return __reduce_min_sync(0xffffffffu,
                            static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
 }

@@ -447,9 +447,17 @@ class Harness:
             torch.cuda.synchronize()
             first = time.perf_counter() - begin
             if first > self.args.max_call_seconds:
-                # A first call may carry one-off costs (module loading, cuDNN plans); one this slow is slow.
-                self.best_rate[key] = max(self.best_rate.get(key, 0.0), s["flops"] / first)
-                raise Skip("skipped (slow)", "the first call took %.1f s" % first)
+                # A first call may carry one-off costs (module loading, cuDNN plans; torch's flash backward took
+                # over 2 s), so a second call decides: one that slow too is slow.
+                del out
+                begin = time.perf_counter()
+                out = call(0)
+                torch.cuda.synchronize()
+                second = time.perf_counter() - begin
+                if second > self.args.max_call_seconds:
+                    self.best_rate[key] = max(self.best_rate.get(key, 0.0), s["flops"] / second)
+                    raise Skip("skipped (slow)", "the first two calls took %.1f and %.1f s" % (first, second))
+                first = second
             if not self.args.no_check and kind.startswith("dfss"):
                 ok, text = self.check(key, kind, arg, s, sets, out, reference_cache)
                 result["check"] = text

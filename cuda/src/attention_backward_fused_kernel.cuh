@@ -213,12 +213,28 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
   return at;
 }
 
-// The smallest key_end of the warp's rows: the key steps that end past it apply the masks. A template, so that only
-// the kernels built for sm_80 and later (__reduce_min_sync) compile it.
-template <typename Rows>
-__device__ __forceinline__ int64_t warp_key_end_of(const Rows &at) {
-  return __reduce_min_sync(0xffffffffu,
-                           static_cast<unsigned>(at.key_end[0] < at.key_end[1] ? at.key_end[0] : at.key_end[1]));
+// The gradients at the two kept scores of row r of a group (sparse patterns), at the group's in-group indices
+// first_index and second_index (the nibble's): p = exp(s - lse) and dS = p (dP - D_i), with dP picked from the
+// group's four (dp_even[2r], dp_even[2r + 1], dp_odd[2r], dp_odd[2r + 1]).
+struct KeptGradients {
+  uint32_t first_index, second_index;
+  float p_first, p_second, ds_first, ds_second;
+};
+
+__device__ __forceinline__ KeptGradients kept_gradients(const GroupChoice &choice, const float (&dp_even)[4],
+                                                      const float (&dp_odd)[4], int r, const BackwardRows &at) {
+  KeptGradients kept;
+  kept.first_index = choice.nibble & 3u;
+  kept.second_index = (choice.nibble >> 2) & 3u;
+  kept.p_first = probability(choice.first, at.lse_log2[r]);
+  kept.p_second = probability(choice.second, at.lse_log2[r]);
+  kept.ds_first =
+      kept.p_first *
+      (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], kept.first_index) - at.row_dot[r]);
+  kept.ds_second =
+      kept.p_second *
+      (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], kept.second_index) - at.row_dot[r]);
+  return kept;
 }
 
 // dS of key block u of a step (score blocks 2u and 2u + 1, whose dP are dp_even and dp_odd) at the kept scores:
@@ -232,14 +248,8 @@ __device__ __forceinline__ void ds_operand_block(uint32_t (&a)[Pattern != DFSS_P
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
-      const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-      const float dp_first =
-          pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], choice.nibble & 3u);
-      const float dp_second =
-          pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], (choice.nibble >> 2) & 3u);
-      const float ds_first = probability(choice.first, at.lse_log2[r]) * (dp_first - at.row_dot[r]);
-      const float ds_second = probability(choice.second, at.lse_log2[r]) * (dp_second - at.row_dot[r]);
-      a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(ds_first, ds_second);
+      const KeptGradients kept = kept_gradients(scored.choice[u / 2][u % 2][r], dp_even, dp_odd, r, at);
+      a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(kept.ds_first, kept.ds_second);
     } else {
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
@@ -316,7 +326,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
     }
     __syncthreads();  // tile 3 is free for K(1)
 
-    const int64_t warp_key_end = warp_key_end_of(at);
+    const int64_t warp_key_end = warp_seen_key_end(at.key_end);
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
 
     // cp.async groups: V(step) is in flight when a step starts (but for step 0), K(step + 1) is issued at its start.
@@ -463,23 +473,14 @@ __device__ __forceinline__ void store_p_ds_block(T *p_tile, T *ds_tile, const Sc
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
       // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h).
       const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-      const uint32_t first_index = choice.nibble & 3u;
-      const uint32_t second_index = (choice.nibble >> 2) & 3u;
-      const float p_first = probability(choice.first, at.lse_log2[r]);
-      const float p_second = probability(choice.second, at.lse_log2[r]);
-      const float ds_first =
-          p_first * (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], first_index) -
-                     at.row_dot[r]);
-      const float ds_second =
-          p_second * (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], second_index) -
-                      at.row_dot[r]);
+      const KeptGradients kept = kept_gradients(choice, dp_even, dp_odd, r, at);
       float p_keys[4], ds_keys[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const bool is_first = e == static_cast<int>(first_index);
-        const bool is_second = e == static_cast<int>(second_index);
-        p_keys[e] = is_first ? p_first : (is_second ? p_second : 0.0f);
-        ds_keys[e] = is_first ? ds_first : (is_second ? ds_second : 0.0f);
+        const bool is_first = e == static_cast<int>(kept.first_index);
+        const bool is_second = e == static_cast<int>(kept.second_index);
+        p_keys[e] = is_first ? kept.p_first : (is_second ? kept.p_second : 0.0f);
+        ds_keys[e] = is_first ? kept.ds_first : (is_second ? kept.ds_second : 0.0f);
       }
       const int offset = offset_of(tile_row, 16 * u + 4 * quad);
       *reinterpret_cast<uint2 *>(p_tile + offset) =
@@ -583,7 +584,7 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
         cp_async_commit();
 
         const BackwardRows at = dk_dv_rows_of(params, place, row_base, first_row, warp, group);
-        const int64_t warp_key_end = warp_key_end_of(at);
+        const int64_t warp_key_end = warp_seen_key_end(at.key_end);
         cp_async_wait<0>();
         __syncthreads();
 

@@ -67,7 +67,7 @@ __device__ __forceinline__ void backward_dq_wgmma_block(const FusedBackwardParam
     load_step(0);
     cp_async_commit();
 
-    const int64_t warp_key_end = warp_key_end_of(at);
+    const int64_t warp_key_end = warp_seen_key_end(at.key_end);
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
@@ -198,7 +198,7 @@ __device__ __forceinline__ void backward_dk_dv_wgmma_block(const FusedBackwardPa
       wgmma_wait<0>();
       fence_accumulators(scored.s);
       fence_accumulators(dp);
-      choose_kept_scores<Pattern>(scored, shape.scale, first_key + kTileKeys > warp_key_end_of(at), at.key_end,
+      choose_kept_scores<Pattern>(scored, shape.scale, first_key + kTileKeys > warp_seen_key_end(at.key_end), at.key_end,
                                   first_key, lane_key, lane);
 #pragma unroll
       for (int u = 0; u < 4; ++u) {

@@ -194,14 +194,6 @@ __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &pa
   }
 }
 
-// The end of the keys that every row of the warp sees (the smaller key_end of each thread's rows): steps that end at
-// or before it need no mask.
-// (A template, so that only the kernels' own architectures, sm_80 and later, compile __reduce_min_sync.)
-template <typename Index>
-__device__ __forceinline__ Index warp_seen_key_end(const Index (&key_end)[2]) {
-  return __reduce_min_sync(0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
-}
-
 // What the softmax of a key step reads and updates for the thread's two rows (references to the block's own
 // variables): O, the running maxima and sums, the keys each row sees (key_end, mask.h), the end of the keys that every
 // row of the warp sees (steps ending at or before it need no mask), the lane's part of its keys (lane_key =

@@ -134,6 +134,14 @@ __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_
   }
 }
 
+// The end of the keys that every row of the warp sees (the smaller key_end of each thread's rows): steps that end at
+// or before it need no mask.
+// (A template, so that only the kernels' own architectures, sm_80 and later, compile __reduce_min_sync.)
+template <typename Index>
+__device__ __forceinline__ Index warp_seen_key_end(const Index (&key_end)[2]) {
+  return __reduce_min_sync(0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
+}
+
 // Where a fused block's work item lies: query block `work % blocks` of block_rows rows, counted from the end (so that
 // the longest causal blocks start first), of head (work / blocks) % Hq of batch entry work / (blocks Hq); the
 // kBlockRows-row tile at tile_offset rows into the block (a warpgroup's); the thread's two rows (accumulator rows

@@ -102,8 +102,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
     // The warp's Q rows: A fragments are read from shared memory at every step (in registers, split, they would take
     // D registers a thread).
     const float *q_rows = q_tile + (warp * 16 + group) * kStride + quad;
-    const int64_t warp_key_end = __reduce_min_sync(
-        0xffffffffu, static_cast<unsigned>(key_end[0] < key_end[1] ? key_end[0] : key_end[1]));
+    const int64_t warp_key_end = warp_seen_key_end(key_end);
     const int lane_key = key_of_score<kKeyOrder>(0, 0, quad);
 
     for (int64_t step = 0; step < key_steps; ++step) {

@@ -8,8 +8,6 @@
 // same scores and choices).
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
-#include <climits>
 #include <cstdint>
 
 #include "attention_backward.h"
@@ -54,18 +52,6 @@ FusedBackwardKernels backward_kernels_of(dfss_dtype dtype, int64_t head_dim) {
     case 96: return half ? fused::fused_backward_kernels<__half, 96>() : fused::fused_backward_kernels<__nv_bfloat16, 96>();
     default: return half ? fused::fused_backward_kernels<__half, 128>() : fused::fused_backward_kernels<__nv_bfloat16, 128>();
   }
-}
-
-// Launches `kernel` with `work_items` blocks (blocks loop over work items when there are more than a grid holds).
-dfss_status launch(FusedBackwardKernel kernel, int64_t work_items, size_t shared_bytes, FusedBackwardParams &params,
-                   cudaStream_t stream, const char *name) {
-  DFSS_RETURN_IF_ERROR(allow_shared_memory(reinterpret_cast<const void *>(kernel), shared_bytes));
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(work_items, INT_MAX));
-  void *arguments[] = {&params};
-  clear_stale_cuda_error();
-  return check_cuda(cudaLaunchKernel(reinterpret_cast<const void *>(kernel), dim3(grid), dim3(fused::kThreads),
-                                     arguments, shared_bytes, stream),
-                    name);
 }
 
 }  // namespace
@@ -147,10 +133,10 @@ bool attention_backward_tensor_core(const AttentionCall &call, const BackwardArg
                             aligned(arguments.dv, 2 * kElementBytes) && rows_aligned(arguments.strides.dq, 2) &&
                             rows_aligned(arguments.strides.dk, 2) && rows_aligned(arguments.strides.dv, 2);
     // dq first: it writes D_i, which the dk / dv kernel reads (same stream).
-    DFSS_RETURN_IF_ERROR(launch(dq_kernel, params.dq_work_items, dq_shared, params, call.stream,
-                                "attention_backward_dq_kernel"));
-    return launch(dk_dv_kernel, params.dk_dv_work_items, dk_dv_shared, params, call.stream,
-                  "attention_backward_dk_dv_kernel");
+    DFSS_RETURN_IF_ERROR(launch_work_items(reinterpret_cast<const void *>(dq_kernel), &params, params.dq_work_items,
+                                           fused::kThreads, dq_shared, call.stream, "attention_backward_dq_kernel"));
+    return launch_work_items(reinterpret_cast<const void *>(dk_dv_kernel), &params, params.dk_dv_work_items,
+                             fused::kThreads, dk_dv_shared, call.stream, "attention_backward_dk_dv_kernel");
   }();
   return true;
 }

@@ -18,8 +18,6 @@
 // attention_fused_wgmma.cuh's. All make the same choices (the same scores bits), which the fused backward repeats.
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -105,18 +103,6 @@ void count_work_items(fused::FusedAttentionParams &params, int64_t block_rows) {
   params.work_items = shape.batch * shape.heads_q * params.query_tiles;  // <= B Hq Nq, which fits (validated)
 }
 
-// Launches a fused forward kernel whose one parameter is *argument: a block a work item (blocks loop over work items
-// only past INT_MAX of them), so that the hardware hands the next one to the first free SM, which balances causal
-// work.
-dfss_status launch_blocks(const void *kernel, void *argument, int64_t work_items, int threads, size_t shared_bytes,
-                          cudaStream_t stream, const char *name) {
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(work_items, INT_MAX));
-  DFSS_RETURN_IF_ERROR(allow_shared_memory(kernel, shared_bytes));
-  void *arguments[] = {argument};
-  clear_stale_cuda_error();
-  return check_cuda(cudaLaunchKernel(kernel, dim3(grid), dim3(threads), arguments, shared_bytes, stream), name);
-}
-
 template <typename Kernels>
 auto kernel_of(const Kernels &kernels, const CompressedLayout &layout) -> decltype(kernels.dense) {
   if (is_dense(layout)) return kernels.dense;
@@ -151,11 +137,11 @@ bool launch_warp_specialized(const AttentionShape &shape, const fused::FusedChoi
   if (!attention_tensor_maps(shape, params.q, params.k, params.v, &ws.q_map, &ws.k_map, &ws.v_map)) return false;
   count_work_items(params, fused::warp_specialized_block_rows(head_dim));
   ws.fused = params;
-  // A block a work item, as launch_blocks does: measured against one block a SM that loops over a static share of
-  // the work items (bench/NOTES.md, v8), that was 2x slower causal (the longest items fell on the same blocks) and
-  // 3-5 % slower not causal at N = 4096.
-  *status = launch_blocks(kernel, &ws, params.work_items, fused::warp_specialized_threads(head_dim), shared_bytes,
-                          stream, "attention_fused_warp_specialized_kernel");
+  // A block a work item (launch_work_items): measured against one block a SM that loops over a static share of the
+  // work items (bench/NOTES.md, v8), that was 2x slower causal (the longest items fell on the same blocks) and 3-5 %
+  // slower not causal at N = 4096.
+  *status = launch_work_items(kernel, &ws, params.work_items, fused::warp_specialized_threads(head_dim), shared_bytes,
+                              stream, "attention_fused_warp_specialized_kernel");
   return true;
 }
 #endif
@@ -225,8 +211,8 @@ bool attention_forward_tensor_core(const AttentionCall &call, const void *q, con
     if (choice.hopper && launch_warp_specialized(shape, choice, params, call.stream, &launched)) return launched;
 #endif
     count_work_items(params, fused::kBlockRows);
-    return launch_blocks(reinterpret_cast<const void *>(choice.kernel), &params, params.work_items, fused::kThreads,
-                         choice.shared_bytes, call.stream, "attention_fused_kernel");
+    return launch_work_items(reinterpret_cast<const void *>(choice.kernel), &params, params.work_items,
+                             fused::kThreads, choice.shared_bytes, call.stream, "attention_fused_kernel");
   }();
   return true;
 }

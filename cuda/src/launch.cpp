@@ -3,6 +3,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <climits>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -63,6 +65,15 @@ dfss_status allow_shared_memory(const void *kernel, size_t shared_bytes) {
   return check_cuda(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes)),
       "cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize)");
+}
+
+dfss_status launch_work_items(const void *kernel, void *argument, int64_t work_items, int threads, size_t shared_bytes,
+                              cudaStream_t stream, const char *name) {
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(work_items, INT_MAX));
+  DFSS_RETURN_IF_ERROR(allow_shared_memory(kernel, shared_bytes));
+  void *arguments[] = {argument};
+  clear_stale_cuda_error();
+  return check_cuda(cudaLaunchKernel(kernel, dim3(grid), dim3(threads), arguments, shared_bytes, stream), name);
 }
 
 }  // namespace dfss

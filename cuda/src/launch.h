@@ -1,6 +1,8 @@
 // Launch configuration and launch checks shared by the kernels.
 #pragma once
 
+#include <cuda_runtime_api.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -32,5 +34,12 @@ bool tensor_core_kernel_ready(const void *kernel, int device, size_t dynamic_sha
 // Lets `kernel` take `shared_bytes` of dynamic shared memory: above the default 48 KiB a kernel must ask for it,
 // before every launch (a device reset forgets it).
 dfss_status allow_shared_memory(const void *kernel, size_t shared_bytes);
+
+// Launches `kernel`, whose one parameter is *argument, with one block of `threads` threads a work item (the kernel's
+// blocks take items blockIdx.x, + gridDim.x, ..., which loops only past INT_MAX items), so that the hardware hands the
+// next item to the first free SM and balances uneven (causal) items; shared_bytes of dynamic shared memory. A failure
+// comes back as a status naming `name`.
+dfss_status launch_work_items(const void *kernel, void *argument, int64_t work_items, int threads, size_t shared_bytes,
+                              cudaStream_t stream, const char *name);
 
 }  // namespace dfss

@@ -72,31 +72,53 @@ DFSS_HOST_DEVICE inline GroupChoice two_of_four_choice(float x0, float x1, float
   return choice;
 }
 
-// 2:4 on keys x0 < x1 < x2 < x3. The winner and loser of each pair decide: the loser of pair (0, 1) beats the winner
-// of pair (2, 3) -> keep {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both
-// hold); otherwise keep both pair winners. Four comparisons, no branch.
-DFSS_HOST_DEVICE inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above(x1, x0);  // on a tie the lower key (0) wins
-  const bool three_beats_two = ranks_above(x3, x2);
-  const float winner01 = one_beats_zero ? x1 : x0;
-  const float loser01 = one_beats_zero ? x0 : x1;
-  const float winner23 = three_beats_two ? x3 : x2;
-  const float loser23 = three_beats_two ? x2 : x3;
-  const bool keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
-  const bool keep23 = ranks_above(loser23, winner01);
-  return two_of_four_choice(x0, x1, x2, x3, winner01, winner23, one_beats_zero, three_beats_two, keep01, keep23);
+// The decisions a 2:4 network makes on keys x0 < x1 < x2 < x3 (and 1:2, which keeps each pair's winner): which key
+// wins each pair, and whether one pair is kept whole (never both).
+struct PairDecisions {
+  bool one_beats_zero, three_beats_two;
+  bool keep01, keep23;
+};
+
+// 2:4: the winner and loser of each pair decide: the loser of pair (0, 1) beats the winner of pair (2, 3) -> keep
+// {0, 1}; the loser of (2, 3) beats the winner of (0, 1) -> keep {2, 3} (the two cannot both hold); otherwise keep
+// both pair winners. Four comparisons, no branch.
+DFSS_HOST_DEVICE inline PairDecisions decide_2_of_4(float x0, float x1, float x2, float x3) {
+  PairDecisions decisions;
+  decisions.one_beats_zero = ranks_above(x1, x0);  // on a tie the lower key (0) wins
+  decisions.three_beats_two = ranks_above(x3, x2);
+  const float winner01 = decisions.one_beats_zero ? x1 : x0;
+  const float loser01 = decisions.one_beats_zero ? x0 : x1;
+  const float winner23 = decisions.three_beats_two ? x3 : x2;
+  const float loser23 = decisions.three_beats_two ? x2 : x3;
+  decisions.keep01 = !ranks_above(winner23, loser01);  // keys 0, 1 are lower than 2, 3: they win ties
+  decisions.keep23 = ranks_above(loser23, winner01);
+  return decisions;
 }
 
-// 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run.
+// The choice that a group's decisions make (2:4 or 1:2).
+DFSS_HOST_DEVICE inline GroupChoice choice_of(const PairDecisions &d, float x0, float x1, float x2, float x3) {
+  const float winner01 = d.one_beats_zero ? x1 : x0;
+  const float winner23 = d.three_beats_two ? x3 : x2;
+  return two_of_four_choice(x0, x1, x2, x3, winner01, winner23, d.one_beats_zero, d.three_beats_two, d.keep01,
+                            d.keep23);
+}
+
+DFSS_HOST_DEVICE inline GroupChoice select_2_of_4(float x0, float x1, float x2, float x3) {
+  return choice_of(decide_2_of_4(x0, x1, x2, x3), x0, x1, x2, x3);
+}
+
+// 1:2 on the pairs (x0, x1) and (x2, x3), as the 2:4 group (indices a and 2 + b) that the sparse tensor cores run:
+// each pair's winner, no pair kept whole.
+DFSS_HOST_DEVICE inline PairDecisions decide_1_of_2_pairs(float x0, float x1, float x2, float x3) {
+  PairDecisions decisions;
+  decisions.one_beats_zero = ranks_above(x1, x0);
+  decisions.three_beats_two = ranks_above(x3, x2);
+  decisions.keep01 = decisions.keep23 = false;
+  return decisions;
+}
+
 DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs(float x0, float x1, float x2, float x3) {
-  const bool one_beats_zero = ranks_above(x1, x0);
-  const bool three_beats_two = ranks_above(x3, x2);
-  GroupChoice choice;
-  choice.first = one_beats_zero ? x1 : x0;
-  choice.second = three_beats_two ? x3 : x2;
-  choice.nibble = pair_winners_nibble(one_beats_zero, three_beats_two);
-  choice.group_max = fmaxf(choice.first, choice.second);
-  return choice;
+  return choice_of(decide_1_of_2_pairs(x0, x1, x2, x3), x0, x1, x2, x3);
 }
 
 // The NaN-free forms, for groups without NaN, given the pairs' maxima max01 = fmaxf(x0, x1) and max23 =
@@ -125,6 +147,46 @@ DFSS_HOST_DEVICE inline GroupChoice select_1_of_2_pairs_nan_free(float x0, float
   return choice;
 }
 
+// ----- reading a choice back --------------------------------------------------------------------------------
+// A nibble of the networks above is one of 0b0100 (keys 0, 1), 0b1110 (keys 2, 3) or 0b10ba (key a of 0, 1 and key
+// 2 + b): the first kept key is 0, 1 or 2 and the second 1, 2 or 3 (1:2: 0 or 1, and 2 or 3). The two forms below
+// use that, so each takes two selects (1:2: one) where a lookup by index takes three.
+
+// x[first kept key] of any per-key quantity x0 .. x2 (x3 cannot be first; under 1:2, x2 cannot either).
+template <int Pattern>
+DFSS_HOST_DEVICE inline float at_first_kept(uint32_t nibble, float x0, float x1, float x2) {
+  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
+  const uint32_t index = nibble & 3u;
+  if constexpr (Pattern == DFSS_PATTERN_1_2) return index == 1 ? x1 : x0;
+  return index == 0 ? x0 : (index == 1 ? x1 : x2);
+}
+
+// x[second kept key] of x1 .. x3 (x0 cannot be second; under 1:2, x1 cannot either).
+template <int Pattern>
+DFSS_HOST_DEVICE inline float at_second_kept(uint32_t nibble, float x1, float x2, float x3) {
+  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
+  const uint32_t index = (nibble >> 2) & 3u;
+  if constexpr (Pattern == DFSS_PATTERN_1_2) return index == 3 ? x3 : x2;
+  return index == 3 ? x3 : (index == 2 ? x2 : x1);
+}
+
+// The kept keys of a group as 16-bit masks: keys01 and keys23 hold 0xFFFF in the half of each kept key of keys
+// (0, 1) and (2, 3) (the low half for the lower key) and zero elsewhere, so that an AND zeroes the pruned keys of
+// packed 16-bit values. Straight from the decisions: word selects, where spreading kept values by their nibble's
+// indices compared every key with both.
+struct KeptHalves {
+  uint32_t keys01, keys23;
+};
+
+DFSS_HOST_DEVICE inline KeptHalves kept_halves(const PairDecisions &decisions) {
+  const uint32_t winner01 = decisions.one_beats_zero ? 0xFFFF0000u : 0x0000FFFFu;
+  const uint32_t winner23 = decisions.three_beats_two ? 0xFFFF0000u : 0x0000FFFFu;
+  KeptHalves kept;
+  kept.keys01 = decisions.keep01 ? 0xFFFFFFFFu : (decisions.keep23 ? 0u : winner01);
+  kept.keys23 = decisions.keep23 ? 0xFFFFFFFFu : (decisions.keep01 ? 0u : winner23);
+  return kept;
+}
+
 // The networks of a sparse pattern of dfss.h.
 template <int Pattern>
 DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
@@ -133,6 +195,17 @@ DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, f
     return select_2_of_4(x0, x1, x2, x3);
   } else {
     return select_1_of_2_pairs(x0, x1, x2, x3);
+  }
+}
+
+// The decisions alone, for callers that need no kept values or nibble.
+template <int Pattern>
+DFSS_HOST_DEVICE inline PairDecisions decide_group(float x0, float x1, float x2, float x3) {
+  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
+  if constexpr (Pattern == DFSS_PATTERN_2_4) {
+    return decide_2_of_4(x0, x1, x2, x3);
+  } else {
+    return decide_1_of_2_pairs(x0, x1, x2, x3);
   }
 }
 

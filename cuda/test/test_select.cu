@@ -1,7 +1,8 @@
 // test_select.cu: the branch-free selection networks of select.cuh (select_2_of_4, select_1_of_2_pairs, and their
 // NaN-free forms on the groups without NaN), which the tensor-core kernels run, against select_n_of_m, THE rule of
 // dfss.h step 3, on every group of 4 scores drawn from a set of special values (ties, -0 and +0, +-inf, NaN): the
-// same kept keys, the kept values in key order, a metadata nibble naming them, and the group's largest non-NaN score.
+// same kept keys, the kept values in key order, a metadata nibble naming them, and the group's largest non-NaN score;
+// and the readers of a choice (values at the kept keys, masks of the kept keys) on the same groups.
 // Host code: it runs where no GPU exists. Prints one line per failed group and closes with 'N passed, N failed';
 // exits non-zero when a check failed.
 #include <cmath>
@@ -50,6 +51,26 @@ void check_choice(const char *network, const float *x, const dfss::GroupChoice &
   report(same_maximum(choice.group_max, maximum), network, x, "group_max is not the largest non-NaN score");
 }
 
+// The readers of a choice (select.cuh): at_first_kept / at_second_kept give the value at the nibble's keys, and
+// kept_halves of the same group's decisions masks exactly the kept keys.
+template <int Pattern>
+void check_readers(const char *network, const float *x, const dfss::GroupChoice &choice,
+                   const dfss::PairDecisions &decisions, unsigned want_kept) {
+  const float tags[4] = {10.0f, 11.0f, 12.0f, 13.0f};  // stand-ins for any per-key quantity
+  report(dfss::at_first_kept<Pattern>(choice.nibble, tags[0], tags[1], tags[2]) == tags[choice.nibble & 3u], network,
+         x, "at_first_kept is not the value at the first kept key");
+  report(dfss::at_second_kept<Pattern>(choice.nibble, tags[1], tags[2], tags[3]) == tags[(choice.nibble >> 2) & 3u],
+         network, x, "at_second_kept is not the value at the second kept key");
+  const dfss::KeptHalves halves = dfss::kept_halves(decisions);
+  const uint32_t halves_of[4] = {halves.keys01 & 0xFFFFu, halves.keys01 >> 16, halves.keys23 & 0xFFFFu,
+                                 halves.keys23 >> 16};
+  bool masks_kept = true;
+  for (unsigned key = 0; key < 4; ++key) {
+    masks_kept = masks_kept && halves_of[key] == ((want_kept >> key) & 1u ? 0xFFFFu : 0u);
+  }
+  report(masks_kept, network, x, "kept_halves does not mask exactly the kept keys");
+}
+
 }  // namespace
 
 int main() {
@@ -66,6 +87,10 @@ int main() {
           const unsigned pairs = dfss::select_n_of_m(x, 1, 2) | (dfss::select_n_of_m(x + 2, 1, 2) << 2);
           check_choice("select_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]), two_of_four);
           check_choice("select_1_of_2_pairs", x, dfss::select_1_of_2_pairs(x[0], x[1], x[2], x[3]), pairs);
+          check_readers<DFSS_PATTERN_2_4>("decide_2_of_4", x, dfss::select_2_of_4(x[0], x[1], x[2], x[3]),
+                        dfss::decide_group<DFSS_PATTERN_2_4>(x[0], x[1], x[2], x[3]), two_of_four);
+          check_readers<DFSS_PATTERN_1_2>("decide_1_of_2_pairs", x, dfss::select_1_of_2_pairs(x[0], x[1], x[2], x[3]),
+                        dfss::decide_group<DFSS_PATTERN_1_2>(x[0], x[1], x[2], x[3]), pairs);
           // The NaN-free forms, on every group without NaN (values[0] is the only NaN), given the pairs' maxima.
           if (a > 0 && b > 0 && c > 0 && d > 0) {
             const float max01 = std::fmax(x[0], x[1]), max23 = std::fmax(x[2], x[3]);

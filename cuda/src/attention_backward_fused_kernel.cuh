@@ -68,11 +68,6 @@ __device__ __forceinline__ int opaque(int value) {
   return value;
 }
 
-// x[index] of four registers, without a local-memory array.
-__device__ __forceinline__ float pick(float x0, float x1, float x2, float x3, uint32_t index) {
-  return index == 0 ? x0 : (index == 1 ? x1 : (index == 2 ? x2 : x3));
-}
-
 // Accumulators (m16n8 blocks) set to zero.
 template <int Blocks>
 __device__ __forceinline__ void zero_accumulators(float (&d)[Blocks][4]) {
@@ -213,34 +208,26 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
   return at;
 }
 
-// The gradients at the two kept scores of row r of a group (sparse patterns), at the group's in-group indices
-// first_index and second_index (the nibble's): p = exp(s - lse) and dS = p (dP - D_i), with dP picked from the
-// group's four (dp_even[2r], dp_even[2r + 1], dp_odd[2r], dp_odd[2r + 1]).
+// The gradients at the two kept scores of row r of a group (sparse patterns): p = exp(s - lse) and dS = p (dP - D_i),
+// given dP at the group's kept keys.
 struct KeptGradients {
-  uint32_t first_index, second_index;
   float p_first, p_second, ds_first, ds_second;
 };
 
-__device__ __forceinline__ KeptGradients kept_gradients(const GroupChoice &choice, const float (&dp_even)[4],
-                                                      const float (&dp_odd)[4], int r, const BackwardRows &at) {
+__device__ __forceinline__ KeptGradients kept_gradients(const GroupChoice &choice, float dp_first, float dp_second,
+                                                      int r, const BackwardRows &at) {
   KeptGradients kept;
-  kept.first_index = choice.nibble & 3u;
-  kept.second_index = (choice.nibble >> 2) & 3u;
   kept.p_first = probability(choice.first, at.lse_log2[r]);
   kept.p_second = probability(choice.second, at.lse_log2[r]);
-  kept.ds_first =
-      kept.p_first *
-      (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], kept.first_index) - at.row_dot[r]);
-  kept.ds_second =
-      kept.p_second *
-      (pick(dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1], kept.second_index) - at.row_dot[r]);
+  kept.ds_first = kept.p_first * (dp_first - at.row_dot[r]);
+  kept.ds_second = kept.p_second * (dp_second - at.row_dot[r]);
   return kept;
 }
 
 // dS of key block u of a step (score blocks 2u and 2u + 1, whose dP are dp_even and dp_odd) at the kept scores:
 // p (dP - D_i) with p = exp(s - lse), rounded to T, into the A operand of dS K in the layout of the forward's P
-// operand: a[u / 2][2 (u % 2) + r] holds row r's kept values (sparse), a[u][2 jj + r] row r of score block 2u + jj
-// (dense).
+// operand: a[u / 2][2 (u % 2) + r] holds row r's kept values (sparse: dP picked by the choice's nibble),
+// a[u][2 jj + r] row r of score block 2u + jj (dense).
 template <typename T, int Pattern>
 __device__ __forceinline__ void ds_operand_block(uint32_t (&a)[Pattern != DFSS_PATTERN_DENSE ? 2 : 4][4],
                                                  const ScoredStep &scored, const float (&dp_even)[4],
@@ -248,7 +235,12 @@ __device__ __forceinline__ void ds_operand_block(uint32_t (&a)[Pattern != DFSS_P
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
-      const KeptGradients kept = kept_gradients(scored.choice[u / 2][u % 2][r], dp_even, dp_odd, r, at);
+      const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
+      const KeptGradients kept =
+          kept_gradients(choice,
+                         at_first_kept<Pattern>(choice.nibble, dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r]),
+                         at_second_kept<Pattern>(choice.nibble, dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1]),
+                         r, at);
       a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(kept.ds_first, kept.ds_second);
     } else {
 #pragma unroll
@@ -459,41 +451,46 @@ __device__ __forceinline__ BackwardRows dk_dv_rows_of(const FusedBackwardParams 
   return at;
 }
 
-// P (rounded to T, as the forward's P.V used it) and dS of key block u of a step (score blocks 2u and 2u + 1, whose
-// dP are dp_even and dp_odd) for the thread's rows (tile rows `row` and row + 8), into [query row][key] tiles in
-// natural key order, zeros where pruned or masked: element (row, key) at offset_of(row, key), which keeps runs of 4
-// keys from a multiple of 4 contiguous.
+// P (rounded to T, as the forward's P.V used it) and dS of key block u of a step (score blocks 2u and 2u + 1 of s,
+// scaled and masked, whose dP are dp_even and dp_odd) for the thread's rows (tile rows `row` and row + 8), into
+// [query row][key] tiles in natural key order, zeros where pruned or masked: element (row, key) at offset_of(row,
+// key), which keeps runs of 4 keys from a multiple of 4 contiguous. Sparse patterns make the N:M choice here, a
+// group at a time (only its decisions: no kept values, nibble or metadata register), and compute p and dS at all
+// four keys of a group as dense does, then zero the pruned ones with masks: fewer instructions than computing the
+// kept pair and spreading it over the keys, and the same values.
 template <typename T, int Pattern, typename OffsetOf>
-__device__ __forceinline__ void store_p_ds_block(T *p_tile, T *ds_tile, const ScoredStep &scored,
+__device__ __forceinline__ void store_p_ds_block(T *p_tile, T *ds_tile, const float (&s)[kScoreBlocks][4],
                                                  const float (&dp_even)[4], const float (&dp_odd)[4], int u,
                                                  const BackwardRows &at, int row, int quad, OffsetOf &&offset_of) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int tile_row = row + 8 * r;
+    const float *s_even = s[2 * u];
+    const float *s_odd = s[2 * u + 1];
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
-      // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h).
-      const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-      const KeptGradients kept = kept_gradients(choice, dp_even, dp_odd, r, at);
-      float p_keys[4], ds_keys[4];
+      // Quad lane `quad` holds the group of keys 16u + 4 quad .. + 3 (key_permutation.h): keys +0, +1 in score block
+      // 2u, +2, +3 in 2u + 1.
+      const float x[4] = {s_even[2 * r], s_even[2 * r + 1], s_odd[2 * r], s_odd[2 * r + 1]};
+      const float dp[4] = {dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1]};
+      const KeptHalves kept = kept_halves(decide_group<Pattern>(x[0], x[1], x[2], x[3]));
+      float p[4], ds[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const bool is_first = e == static_cast<int>(kept.first_index);
-        const bool is_second = e == static_cast<int>(kept.second_index);
-        p_keys[e] = is_first ? kept.p_first : (is_second ? kept.p_second : 0.0f);
-        ds_keys[e] = is_first ? kept.ds_first : (is_second ? kept.ds_second : 0.0f);
+        p[e] = probability(x[e], at.lse_log2[r]);
+        ds[e] = p[e] * (dp[e] - at.row_dot[r]);
       }
       const int offset = offset_of(tile_row, 16 * u + 4 * quad);
       *reinterpret_cast<uint2 *>(p_tile + offset) =
-          make_uint2(pack_rounded<T>(p_keys[0], p_keys[1]), pack_rounded<T>(p_keys[2], p_keys[3]));
+          make_uint2(pack_rounded<T>(p[0], p[1]) & kept.keys01, pack_rounded<T>(p[2], p[3]) & kept.keys23);
       *reinterpret_cast<uint2 *>(ds_tile + offset) =
-          make_uint2(pack_rounded<T>(ds_keys[0], ds_keys[1]), pack_rounded<T>(ds_keys[2], ds_keys[3]));
+          make_uint2(pack_rounded<T>(ds[0], ds[1]) & kept.keys01, pack_rounded<T>(ds[2], ds[3]) & kept.keys23);
     } else {
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
-        const float *s = scored.s[2 * u + jj];
+        const float *sj = jj == 0 ? s_even : s_odd;
         const float *dp = jj == 0 ? dp_even : dp_odd;
-        const float p0 = probability(s[2 * r], at.lse_log2[r]);
-        const float p1 = probability(s[2 * r + 1], at.lse_log2[r]);
+        const float p0 = probability(sj[2 * r], at.lse_log2[r]);
+        const float p1 = probability(sj[2 * r + 1], at.lse_log2[r]);
         const int offset = offset_of(tile_row, 8 * (2 * u + jj) + 2 * quad);
         *reinterpret_cast<uint32_t *>(p_tile + offset) = pack_rounded<T>(p0, p1);
         *reinterpret_cast<uint32_t *>(ds_tile + offset) =
@@ -588,16 +585,17 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
         cp_async_wait<0>();
         __syncthreads();
 
-        // Steps 1-3 for the warp's 16 rows, as the forward runs them.
-        ScoredStep scored;
-        score_step<T, D, Pattern>(
-            scored,
+        // Steps 1-2 for the warp's 16 rows, as the forward runs them; store_p_ds_block makes the choice.
+        float s[kScoreBlocks][4];
+        score_products<T, D>(
+            s,
             [&](int p, uint32_t(&a_even)[4], uint32_t(&a_odd)[4]) {
               const T *row = q_tile + q_fragment_row(warp * 16, lane) * kStride;
               ldmatrix_x4(a_even, row + q_fragment_unit(2 * p, lane) * 8);
               ldmatrix_x4(a_odd, row + q_fragment_unit(2 * p + 1, lane) * 8);
             },
-            k_tile, shape.scale, first_key + kTileKeys > warp_key_end, at.key_end, first_key, lane_key, lane);
+            k_tile, lane);
+        scale_and_mask<Pattern>(s, shape.scale, first_key + kTileKeys > warp_key_end, at.key_end, first_key, lane_key);
 
         // P and dS of the warp's rows into shared memory, natural key order, zeros where pruned or masked.
 #pragma unroll
@@ -606,7 +604,7 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
           step_dp<T, D>(dp, u, v_tile, lane, [&](int ks, uint32_t(&fragment)[4]) {
             ldmatrix_x4(fragment, do_tile + q_fragment_row(warp * 16, lane) * kStride + q_fragment_unit(ks, lane) * 8);
           });
-          store_p_ds_block<T, Pattern>(p_tile, ds_tile, scored, dp[0], dp[1], u, at, warp * 16 + group, quad,
+          store_p_ds_block<T, Pattern>(p_tile, ds_tile, s, dp[0], dp[1], u, at, warp * 16 + group, quad,
                                        [](int row, int key) { return row * kScoreTileStride + key; });
         }
         __syncthreads();

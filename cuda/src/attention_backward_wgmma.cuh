@@ -190,19 +190,19 @@ __device__ __forceinline__ void backward_dk_dv_wgmma_block(const FusedBackwardPa
       const int64_t row_base = (batch * shape.heads_q + head_q) * shape.seq_q;
       const BackwardRows at = dk_dv_rows_of(params, place, row_base, first_row, warp, group);
 
-      // Steps 1-3 for the warp's 16 rows, as the forward runs them, and dP.
-      ScoredStep scored;
+      // Steps 1-2 for the warp's 16 rows, as the forward runs them, and dP; store_p_ds_block makes the choice.
+      float s[kScoreBlocks][4];
       float dp[kScoreBlocks][4];
-      Engine::issue_scores(scored.s, q_tile(item), k_tile);
+      Engine::issue_scores(s, q_tile(item), k_tile);
       Engine::issue_scores(dp, do_tile(item), v_tile);
       wgmma_wait<0>();
-      fence_accumulators(scored.s);
+      fence_accumulators(s);
       fence_accumulators(dp);
-      choose_kept_scores<Pattern>(scored, shape.scale, first_key + kTileKeys > warp_seen_key_end(at.key_end), at.key_end,
-                                  first_key, lane_key, lane);
+      scale_and_mask<Pattern>(s, shape.scale, first_key + kTileKeys > warp_seen_key_end(at.key_end), at.key_end,
+                              first_key, lane_key);
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        store_p_ds_block<T, Pattern>(p_tile, ds_tile, scored, dp[2 * u], dp[2 * u + 1], u, at, warp * 16 + group,
+        store_p_ds_block<T, Pattern>(p_tile, ds_tile, s, dp[2 * u], dp[2 * u + 1], u, at, warp * 16 + group,
                                      quad, [](int row, int key) { return Layout::offset(row, key / 8) + key % 8; });
       }
       fence_proxy_async_shared();

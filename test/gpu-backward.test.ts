@@ -22,6 +22,7 @@ import { Tensor } from '../src/tensor.js';
 import type { AttentionOptions } from '../src/validate.js';
 import { tensorCoreBackwardCases } from './support/backward-cases.js';
 import { selectedCases } from './support/case-filter.js';
+import { nanKeyCases } from './support/nan-key-cases.js';
 
 const cuda = cudaStatus();
 const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
@@ -33,11 +34,20 @@ console.log(`# gpu-backward seed ${seed} (DFSS_TEST_SEED=${seed} replays it)`);
 // DFSS_GPU_TESTS=small leaves the larger rows out, for the slowest compute-sanitizer tools.
 const small = process.env.DFSS_GPU_TESTS === 'small';
 const cases = selectedCases(
-  [...checkCases({ large: !small }), ...tensorCoreBackwardCases({ large: !small })].filter(
+  [...checkCases({ large: !small }), ...tensorCoreBackwardCases({ large: !small }), ...backwardNanKeyCases()].filter(
     (c) => !small || c.seqQ * c.seqK <= 100000,
   ),
   'gpu-backward',
 );
+
+/**
+ * The NaN-key cases without causal masks or lengths. With them, a row that masks a NaN key can keep it at p = 0 (a
+ * group whose scores are all -inf keeps its first N keys), and dQ = dS K then multiplies 0 by the NaN row of K: the
+ * GPU's dq turns NaN where the CPU's, which skips masked keys, does not (bench/NOTES.md v10).
+ */
+function backwardNanKeyCases(): Case[] {
+  return nanKeyCases().map((c) => ({ ...c, causal: false, lengths: false }));
+}
 
 /** dout [B, Hq, Nq, Dv] of the case: normal values in the dtype, laid out like the case's other tensors. */
 function makeDout(c: Case, random: SeededRandom): Tensor {

@@ -10,6 +10,7 @@ import { checkCase, withPoisonedDeviceMemory } from '../src/check/entry-points.j
 import { cudaStatus } from '../src/cuda/runtime.js';
 import { SeededRandom } from '../src/random.js';
 import { selectedCases } from './support/case-filter.js';
+import { nanKeyCases } from './support/nan-key-cases.js';
 
 const cuda = cudaStatus();
 const skip = cuda.available ? false : `no CUDA device (${cuda.reason})`;
@@ -57,23 +58,6 @@ function float32TensorCoreCases(): Case[] {
           batch: 2, headsQ: 4, headsKv: 2, bnhd: causal, lengths: !causal,
         });
   return out;
-}
-
-/**
- * Sparse patterns with NaN keys (Case.nanKeys): NaN ranks lowest, so it is never kept, and the fused forward's key
- * steps alternate between its NaN-free choice and the NaN-aware one (the 64-key steps line up with the NaN blocks).
- */
-function nanKeyCases(): Case[] {
-  const base = { batch: 2, headsQ: 4, headsKv: 2, causal: false, exact: false, bnhd: false, lengths: false, nanKeys: true };
-  return [
-    { ...base, dtype: 'float16', pattern: '2:4', seqQ: 130, seqK: 300, headDim: 64, headDimV: 64, lengths: true },
-    { ...base, dtype: 'bfloat16', pattern: '2:4', seqQ: 17, seqK: 200, headDim: 128, headDimV: 128, causal: true },
-    { ...base, dtype: 'float16', pattern: '2:4', seqQ: 64, seqK: 256, headDim: 64, headDimV: 64, exact: true },
-    { ...base, dtype: 'float16', pattern: '1:2', seqQ: 33, seqK: 1000, headDim: 128, headDimV: 128, bnhd: true },
-    { ...base, dtype: 'bfloat16', pattern: '1:2', seqQ: 130, seqK: 67, headDim: 64, headDimV: 64, causal: true },
-    { ...base, dtype: 'float32', pattern: '1:2', seqQ: 17, seqK: 200, headDim: 64, headDimV: 64 },
-    { ...base, dtype: 'float16', pattern: '2:4', seqQ: 3, seqK: 130, headDim: 16, headDimV: 16 },
-  ];
 }
 
 const cases = selectedCases([...checkCases({ large }), ...float32TensorCoreCases(), ...nanKeyCases()], 'gpu-kernels');

@@ -187,18 +187,8 @@ DFSS_HOST_DEVICE inline KeptHalves kept_halves(const PairDecisions &decisions) {
   return kept;
 }
 
-// The networks of a sparse pattern of dfss.h.
-template <int Pattern>
-DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
-  static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
-  if constexpr (Pattern == DFSS_PATTERN_2_4) {
-    return select_2_of_4(x0, x1, x2, x3);
-  } else {
-    return select_1_of_2_pairs(x0, x1, x2, x3);
-  }
-}
-
-// The decisions alone, for callers that need no kept values or nibble.
+// The networks of a sparse pattern of dfss.h: its decisions alone (for callers that need no kept values or nibble),
+// and its choice.
 template <int Pattern>
 DFSS_HOST_DEVICE inline PairDecisions decide_group(float x0, float x1, float x2, float x3) {
   static_assert(Pattern == DFSS_PATTERN_2_4 || Pattern == DFSS_PATTERN_1_2, "sparse patterns only");
@@ -207,6 +197,11 @@ DFSS_HOST_DEVICE inline PairDecisions decide_group(float x0, float x1, float x2,
   } else {
     return decide_1_of_2_pairs(x0, x1, x2, x3);
   }
+}
+
+template <int Pattern>
+DFSS_HOST_DEVICE inline GroupChoice select_group(float x0, float x1, float x2, float x3) {
+  return choice_of(decide_group<Pattern>(x0, x1, x2, x3), x0, x1, x2, x3);
 }
 
 template <int Pattern>

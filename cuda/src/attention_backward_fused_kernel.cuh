@@ -208,20 +208,9 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
   return at;
 }
 
-// The gradients at the two kept scores of row r of a group (sparse patterns): p = exp(s - lse) and dS = p (dP - D_i),
-// given dP at the group's kept keys.
-struct KeptGradients {
-  float p_first, p_second, ds_first, ds_second;
-};
-
-__device__ __forceinline__ KeptGradients kept_gradients(const GroupChoice &choice, float dp_first, float dp_second,
-                                                      int r, const BackwardRows &at) {
-  KeptGradients kept;
-  kept.p_first = probability(choice.first, at.lse_log2[r]);
-  kept.p_second = probability(choice.second, at.lse_log2[r]);
-  kept.ds_first = kept.p_first * (dp_first - at.row_dot[r]);
-  kept.ds_second = kept.p_second * (dp_second - at.row_dot[r]);
-  return kept;
+// dS = p (dP - D_i) of one score s of row r, with p = exp(s - lse).
+__device__ __forceinline__ float score_gradient(float s, float dp, int r, const BackwardRows &at) {
+  return probability(s, at.lse_log2[r]) * (dp - at.row_dot[r]);
 }
 
 // dS of key block u of a step (score blocks 2u and 2u + 1, whose dP are dp_even and dp_odd) at the kept scores:
@@ -236,20 +225,18 @@ __device__ __forceinline__ void ds_operand_block(uint32_t (&a)[Pattern != DFSS_P
   for (int r = 0; r < 2; ++r) {
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
       const GroupChoice &choice = scored.choice[u / 2][u % 2][r];
-      const KeptGradients kept =
-          kept_gradients(choice,
-                         at_first_kept<Pattern>(choice.nibble, dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r]),
-                         at_second_kept<Pattern>(choice.nibble, dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1]),
-                         r, at);
-      a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(kept.ds_first, kept.ds_second);
+      const float dp_first = at_first_kept<Pattern>(choice.nibble, dp_even[2 * r], dp_even[2 * r + 1], dp_odd[2 * r]);
+      const float dp_second =
+          at_second_kept<Pattern>(choice.nibble, dp_even[2 * r + 1], dp_odd[2 * r], dp_odd[2 * r + 1]);
+      a[u / 2][2 * (u % 2) + r] = pack_rounded<T>(score_gradient(choice.first, dp_first, r, at),
+                                                  score_gradient(choice.second, dp_second, r, at));
     } else {
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
         const float *s = scored.s[2 * u + jj];
         const float *dp = jj == 0 ? dp_even : dp_odd;
-        const float ds0 = probability(s[2 * r], at.lse_log2[r]) * (dp[2 * r] - at.row_dot[r]);
-        const float ds1 = probability(s[2 * r + 1], at.lse_log2[r]) * (dp[2 * r + 1] - at.row_dot[r]);
-        a[u][2 * jj + r] = pack_rounded<T>(ds0, ds1);
+        a[u][2 * jj + r] = pack_rounded<T>(score_gradient(s[2 * r], dp[2 * r], r, at),
+                                           score_gradient(s[2 * r + 1], dp[2 * r + 1], r, at));
       }
     }
   }

@@ -154,8 +154,8 @@ __device__ __forceinline__ void step_dp(float (&dp)[2][4], int u, const T *v_til
 struct BackwardRows {
   int64_t rows[2];
   int64_t key_end[2];
-  float lse_log2[2];  // scaled_lse of the saved lse; +inf for rows past Nq
-  float row_dot[2];   // D_i; 0 for rows past Nq
+  float lse_log2[2];  // scaled_lse of the saved lse; +inf for rows past Nq_b
+  float row_dot[2];   // D_i; 0 for rows past Nq_b
 };
 
 // ----- dq ---------------------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
   at.row_dot[0] = at.row_dot[1] = 0.0f;
   for (int t = 0; t < 16; ++t) {
     const int64_t row = place.first_row + warp * 16 + t;
-    if (row >= shape.seq_q) break;
+    if (row >= place.valid_q) break;  // D_i = 0 past Nq_b: padding is never read
     const float dot = warp_dot(dout + row * params.strides.dout.row, out + row * shape.out.row, D);
     if (lane == 0) params.row_dot[row_base + row] = dot;
     if (t == group) at.row_dot[0] = dot;
@@ -203,7 +203,7 @@ __device__ __forceinline__ BackwardRows dq_rows_of(const FusedBackwardParams &pa
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     at.key_end[r] = place.key_end[r];
-    at.lse_log2[r] = at.rows[r] < shape.seq_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
+    at.lse_log2[r] = at.rows[r] < place.valid_q ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
   }
   return at;
 }
@@ -252,10 +252,13 @@ __device__ __forceinline__ void store_dq(const FusedBackwardParams &params, int6
   for (int r = 0; r < 2; ++r) {
     if (at.rows[r] >= shape.seq_q) continue;
     T *dq_row = dq_head + at.rows[r] * params.strides.dq.row;
+    // A row with no finite score (past Nq_b, or fully masked) has zero gradients, also where its products met a
+    // non-finite key it masks (0 * NaN).
+    const bool sees_none = at.lse_log2[r] == INFINITY;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
-      store_pair<T>(dq_row + 8 * n + 2 * quad, shape.scale * dq[n][2 * r], shape.scale * dq[n][2 * r + 1],
-                    params.gradient_pairs);
+      store_pair<T>(dq_row + 8 * n + 2 * quad, sees_none ? 0.0f : shape.scale * dq[n][2 * r],
+                    sees_none ? 0.0f : shape.scale * dq[n][2 * r + 1], params.gradient_pairs);
     }
   }
 }
@@ -288,11 +291,11 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
   if (key_steps > 0) {
     // Tile 0: Q; tile 1: V of the current step; tiles 2 and 3: K of the even and the odd steps (tile 3 first holds
     // dO until it is in registers).
-    load_tile<T, D>(smem, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
-    load_rows<T, D>(smem + 3 * kTileElements, dout, params.strides.dout.row, first_row, shape.seq_q,
+    load_tile<T, D>(smem, q, shape.q.row, first_row, place.valid_q, NaturalRow{});
+    load_rows<T, D>(smem + 3 * kTileElements, dout, params.strides.dout.row, first_row, place.valid_q,
                     params.dout_async);
-    load_tile<T, D>(smem + 2 * kTileElements, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{});
-    load_tile<T, D>(smem + kTileElements, v, shape.v.row, 0, shape.seq_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem + 2 * kTileElements, k, shape.k.row, 0, place.valid_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem + kTileElements, v, shape.v.row, 0, place.valid_k, KeyRow<Pattern>{});
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
@@ -319,7 +322,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
       const T *k_tile = base + (step % 2 == 0 ? 2 : 3) * kTileElements;
       if (step + 1 < key_steps) {
         load_tile<T, D>(base + (step % 2 == 0 ? 3 : 2) * kTileElements, k, shape.k.row, step_key + kTileKeys,
-                        shape.seq_k, KeyRow<Pattern>{});
+                        place.valid_k, KeyRow<Pattern>{});
       }
       cp_async_commit();
 
@@ -351,7 +354,7 @@ __device__ __forceinline__ void backward_dq_block(const FusedBackwardParams &par
       // No warp reads V(step) any more: V(step + 1) arrives while dS K runs.
       __syncthreads();
       if (step + 1 < key_steps) {
-        load_tile<T, D>(v_tile, v, shape.v.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{});
+        load_tile<T, D>(v_tile, v, shape.v.row, step_key + kTileKeys, place.valid_k, KeyRow<Pattern>{});
       }
       cp_async_commit();
 
@@ -430,7 +433,7 @@ __device__ __forceinline__ BackwardRows dk_dv_rows_of(const FusedBackwardParams 
   at.rows[1] = at.rows[0] + 8;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const bool inside = at.rows[r] < shape.seq_q;
+    const bool inside = at.rows[r] < place.valid_q;
     at.key_end[r] = allowed_key_end(at.rows[r], place.valid_q, place.valid_k, shape.causal);
     at.lse_log2[r] = inside ? scaled_lse(params.lse[row_base + at.rows[r]]) : INFINITY;
     at.row_dot[r] = inside ? params.row_dot[row_base + at.rows[r]] : 0.0f;
@@ -488,7 +491,7 @@ __device__ __forceinline__ void store_p_ds_block(T *p_tile, T *ds_tile, const fl
 }
 
 // dk = scale dK and dv = dV of the thread's keys (first_key + 16 warp + group, + 8), from accumulators in the m16n8
-// layout.
+// layout; zeros for keys past Nk_b, which no row sees.
 template <typename T, int D>
 __device__ __forceinline__ void store_dk_dv(const FusedBackwardParams &params, const KeyTilePlace &place,
                                             const float (&dk)[D / 8][4], const float (&dv)[D / 8][4], int warp,
@@ -506,11 +509,13 @@ __device__ __forceinline__ void store_dk_dv(const FusedBackwardParams &params, c
     if (key >= shape.seq_k) continue;
     T *dk_row = dk_head + key * params.strides.dk.row;
     T *dv_row = dv_head + key * params.strides.dv.row;
+    const bool padding = key >= place.valid_k;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
-      store_pair<T>(dk_row + 8 * n + 2 * quad, shape.scale * dk[n][2 * r], shape.scale * dk[n][2 * r + 1],
+      store_pair<T>(dk_row + 8 * n + 2 * quad, padding ? 0.0f : shape.scale * dk[n][2 * r],
+                    padding ? 0.0f : shape.scale * dk[n][2 * r + 1], params.gradient_pairs);
+      store_pair<T>(dv_row + 8 * n + 2 * quad, padding ? 0.0f : dv[n][2 * r], padding ? 0.0f : dv[n][2 * r + 1],
                     params.gradient_pairs);
-      store_pair<T>(dv_row + 8 * n + 2 * quad, dv[n][2 * r], dv[n][2 * r + 1], params.gradient_pairs);
     }
   }
 }
@@ -540,8 +545,8 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
     const T *k = static_cast<const T *>(params.k) + batch * shape.k.batch + head_kv * shape.k.head;
     const T *v = static_cast<const T *>(params.v) + batch * shape.v.batch + head_kv * shape.v.head;
     // Tiles: K, V (rows permuted as the forward's K), Q, dO, then P and dS [64 rows][64 keys].
-    load_tile<T, D>(smem, k, shape.k.row, first_key, shape.seq_k, KeyRow<Pattern>{});
-    load_tile<T, D>(smem + kTileElements, v, shape.v.row, first_key, shape.seq_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem, k, shape.k.row, first_key, place.valid_k, KeyRow<Pattern>{});
+    load_tile<T, D>(smem + kTileElements, v, shape.v.row, first_key, place.valid_k, KeyRow<Pattern>{});
     const int64_t first_tile = first_seeing_tile(place, shape.causal);
     const int64_t end_tile = (place.valid_q + kBlockRows - 1) / kBlockRows;
     const int lane_key = key_of_score<Pattern>(0, 0, quad);
@@ -563,8 +568,8 @@ __device__ __forceinline__ void backward_dk_dv_block(const FusedBackwardParams &
         T *do_tile = base + 3 * kTileElements;
         T *p_tile = base + 4 * kTileElements;
         T *ds_tile = p_tile + kBlockRows * kScoreTileStride;
-        load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
-        load_rows<T, D>(do_tile, dout, params.strides.dout.row, first_row, shape.seq_q, params.dout_async);
+        load_tile<T, D>(q_tile, q, shape.q.row, first_row, place.valid_q, NaturalRow{});
+        load_rows<T, D>(do_tile, dout, params.strides.dout.row, first_row, place.valid_q, params.dout_async);
         cp_async_commit();
 
         const BackwardRows at = dk_dv_rows_of(params, place, row_base, first_row, warp, group);

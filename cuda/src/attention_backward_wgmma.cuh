@@ -55,14 +55,14 @@ __device__ __forceinline__ void backward_dq_wgmma_block(const FusedBackwardParam
     const auto product_keys = [&](int64_t step) { return smem + ((kSparse ? 4 : 3) + step % 2) * kTileElements; };
     const auto load_step = [&](int64_t step) {
       const int64_t key = step * kTileKeys;
-      load_tile<T, D>(score_keys(step), tensors.k, shape.k.row, key, shape.seq_k, KeyRow<Pattern>{}, Layout{});
-      load_tile<T, D>(v_tile, tensors.v, shape.v.row, key, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+      load_tile<T, D>(score_keys(step), tensors.k, shape.k.row, key, place.valid_k, KeyRow<Pattern>{}, Layout{});
+      load_tile<T, D>(v_tile, tensors.v, shape.v.row, key, place.valid_k, KeyRow<Pattern>{}, Layout{});
       if constexpr (kSparse) {
-        load_tile<T, D>(product_keys(step), tensors.k, shape.k.row, key, shape.seq_k, NaturalRow{}, Layout{});
+        load_tile<T, D>(product_keys(step), tensors.k, shape.k.row, key, place.valid_k, NaturalRow{}, Layout{});
       }
     };
-    load_tile<T, D>(q_tile, tensors.q, shape.q.row, place.first_row, shape.seq_q, NaturalRow{}, Layout{});
-    load_tile<T, D>(do_tile, tensors.dout, params.strides.dout.row, place.first_row, shape.seq_q, NaturalRow{},
+    load_tile<T, D>(q_tile, tensors.q, shape.q.row, place.first_row, place.valid_q, NaturalRow{}, Layout{});
+    load_tile<T, D>(do_tile, tensors.dout, params.strides.dout.row, place.first_row, place.valid_q, NaturalRow{},
                     Layout{});
     load_step(0);
     cp_async_commit();
@@ -154,8 +154,8 @@ __device__ __forceinline__ void backward_dk_dv_wgmma_block(const FusedBackwardPa
     const auto do_tile = [&](int64_t item) { return smem + (4 + item % 2) * kTileElements; };
     T *const p_tile = smem + 6 * kTileElements;
     T *const ds_tile = p_tile + kScoreTileElements;
-    load_tile<T, D>(k_tile, k, shape.k.row, first_key, shape.seq_k, KeyRow<Pattern>{}, Layout{});
-    load_tile<T, D>(v_tile, v, shape.v.row, first_key, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+    load_tile<T, D>(k_tile, k, shape.k.row, first_key, place.valid_k, KeyRow<Pattern>{}, Layout{});
+    load_tile<T, D>(v_tile, v, shape.v.row, first_key, place.valid_k, KeyRow<Pattern>{}, Layout{});
 
     // The work item's query tiles, `tiles` a query head of the kv head's group: item i is tile first_tile + i % tiles
     // of query head i / tiles of the group.
@@ -169,8 +169,8 @@ __device__ __forceinline__ void backward_dk_dv_wgmma_block(const FusedBackwardPa
       const T *q = static_cast<const T *>(params.q) + batch * shape.q.batch + head_q * shape.q.head;
       const T *dout = static_cast<const T *>(params.dout) + batch * params.strides.dout.batch +
                       head_q * params.strides.dout.head;
-      load_tile<T, D>(q_tile(item), q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
-      load_tile<T, D>(do_tile(item), dout, params.strides.dout.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
+      load_tile<T, D>(q_tile(item), q, shape.q.row, first_row, place.valid_q, NaturalRow{}, Layout{});
+      load_tile<T, D>(do_tile(item), dout, params.strides.dout.row, first_row, place.valid_q, NaturalRow{}, Layout{});
     };
     load_query_tile(0);
     cp_async_commit();

@@ -164,7 +164,8 @@ __device__ __forceinline__ void update_running_max(float (&o)[OutBlocks][4], flo
 }
 
 // Step 6 of both fused forwards: out = O / sum (pairs of elements stored together, rounded to T) and lse = max +
-// log(sum) for the thread's two rows; zeros and -inf for a row with no finite score (max -inf, sum 0).
+// log(sum) for the thread's two rows; zeros and -inf for a row with no finite score (max -inf, sum 0), selected, so
+// that a NaN its products met (0 * NaN of a key it masks) does not reach out.
 template <typename T, int OutBlocks>
 __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &params, const QueryTilePlace &place,
                                                   const float (&o)[OutBlocks][4], const float (&row_max)[2],
@@ -175,16 +176,17 @@ __device__ __forceinline__ void store_output_rows(const FusedAttentionParams &pa
   for (int r = 0; r < 2; ++r) {
     const float sum = quad_sum(row_sum[r]);
     if (place.rows[r] >= shape.seq_q) continue;
-    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const bool sees_some = sum > 0.0f;
+    const float inverse = sees_some ? 1.0f / sum : 0.0f;
     T *out_row = out + place.rows[r] * shape.out.row;
 #pragma unroll
     for (int n = 0; n < OutBlocks; ++n) {
+      const float lo = sees_some ? o[n][2 * r] * inverse : 0.0f;
+      const float hi = sees_some ? o[n][2 * r + 1] * inverse : 0.0f;
       if constexpr (sizeof(T) == 4) {
-        *reinterpret_cast<float2 *>(out_row + 8 * n + 2 * quad) =
-            make_float2(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+        *reinterpret_cast<float2 *>(out_row + 8 * n + 2 * quad) = make_float2(lo, hi);
       } else {
-        *reinterpret_cast<uint32_t *>(out_row + 8 * n + 2 * quad) =
-            pack_rounded<T>(o[n][2 * r] * inverse, o[n][2 * r + 1] * inverse);
+        *reinterpret_cast<uint32_t *>(out_row + 8 * n + 2 * quad) = pack_rounded<T>(lo, hi);
       }
     }
     if (params.lse != nullptr && quad == 0) {
@@ -448,8 +450,8 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     T *q_tile = smem;
     T *v_tile = smem + kTileElements;
     T *k_tile = smem + 2 * kTileElements;
-    load_tile<T, D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{}, Layout{});
-    load_tile<T, D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+    load_tile<T, D>(q_tile, q, shape.q.row, first_row, place.valid_q, NaturalRow{}, Layout{});
+    load_tile<T, D>(k_tile, k, shape.k.row, 0, place.valid_k, KeyRow<Pattern>{}, Layout{});
     cp_async_commit();
     Engine::tiles_arrived();
 
@@ -462,7 +464,7 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
       // K(step) is in shared memory; V(step) arrives while QK^T and the softmax run.
-      load_tile<T, D>(v_tile, v, shape.v.row, step_key, shape.seq_k, NaturalRow{}, Layout{});
+      load_tile<T, D>(v_tile, v, shape.v.row, step_key, place.valid_k, NaturalRow{}, Layout{});
       cp_async_commit();
 
       // 1-4. S = Q K^T, then softmax_step.
@@ -477,7 +479,7 @@ __device__ __forceinline__ void attention_fused_block(const FusedAttentionParams
       // V(step) has arrived for every thread, and no warp reads K(step) any more: bring K(step + 1).
       Engine::tiles_arrived();
       if (step + 1 < key_steps) {
-        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<Pattern>{}, Layout{});
+        load_tile<T, D>(k_tile, k, shape.k.row, step_key + kTileKeys, place.valid_k, KeyRow<Pattern>{}, Layout{});
       }
       cp_async_commit();
 

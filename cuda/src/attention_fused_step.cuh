@@ -91,7 +91,8 @@ DFSS_HOST_DEVICE constexpr bool copies_by_row_offsets() {
 }
 
 // Copies 64 rows of D elements into a shared-memory tile laid out by `layout`: tile row p receives source row
-// first + row_of(p) (row_of permutes 0..63); rows at or past `limit` (the tensor's end) are zero-filled, never read.
+// first + row_of(p) (row_of permutes 0..63); rows at or past `limit` (the batch entry's valid length: Nq_b or Nk_b)
+// are zero-filled, never read.
 // All threads call it. A tile that ends before `limit` (all but a tensor's last) skips the per-row bounds tests, and
 // its copies are one add each (copies_by_row_offsets), where the per-row 64-bit arithmetic took about ten
 // instructions (the SASS, bench/NOTES.md v4b and v5).
@@ -99,7 +100,7 @@ template <typename T, int D, typename RowOf, typename Layout = PaddedTile<D>>
 __device__ __forceinline__ void load_tile(T *tile, const T *source, int64_t row_stride, int64_t first, int64_t limit,
                                           RowOf row_of, Layout layout = Layout{}) {
   const bool whole = first + kTileKeys <= limit;
-  // Tile row p, unit `unit`, from source row `row` of a tile that may reach the tensor's end: a zero-filled copy reads
+  // Tile row p, unit `unit`, from source row `row` of a tile that may reach the valid length: a zero-filled copy reads
   // nothing, but its address stays a valid one (row 0 of the head).
   const auto copy_checked = [&](int p, int unit, int64_t row) {
     const bool outside = row >= limit;
@@ -144,11 +145,14 @@ __device__ __forceinline__ Index warp_seen_key_end(const Index (&key_end)[2]) {
 
 // Where a fused block's work item lies: query block `work % blocks` of block_rows rows, counted from the end (so that
 // the longest causal blocks start first), of head (work / blocks) % Hq of batch entry work / (blocks Hq); the
-// kBlockRows-row tile at tile_offset rows into the block (a warpgroup's); the thread's two rows (accumulator rows
-// group and group + 8 of its warp in that tile), the keys each sees (mask.h), and the key steps of the tile and of
-// the block: those up to the keys of its last valid row (key_end grows with the row).
+// kBlockRows-row tile at tile_offset rows into the block (a warpgroup's); the batch entry's valid lengths (Nq_b,
+// Nk_b: tiles are loaded up to them, so that what lies past them, padding that may hold anything, is never read);
+// the thread's two rows (accumulator rows group and group + 8 of its warp in that tile), the keys each sees (mask.h),
+// and the key steps of the tile and of the block: those up to the keys of its last valid row (key_end grows with the
+// row).
 struct QueryTilePlace {
   int64_t batch, head_q, head_kv, first_row;
+  int64_t valid_q, valid_k;
   int64_t rows[2], key_end[2];
   int64_t key_steps, block_key_steps;
 };
@@ -165,6 +169,8 @@ __device__ __forceinline__ QueryTilePlace place_query_rows(const AttentionShape 
   place.head_kv = place.head_q / (shape.heads_q / shape.heads_kv);
   const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[place.batch] : shape.seq_q;
   const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[place.batch] : shape.seq_k;
+  place.valid_q = valid_q;
+  place.valid_k = valid_k;
   const int64_t block_first_row = block_index * block_rows;
   place.first_row = block_first_row + tile_offset;
 #pragma unroll

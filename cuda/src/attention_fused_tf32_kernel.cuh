@@ -93,8 +93,8 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
     float *q_tile = smem;
     float *k_tile = smem + kTileElements;
     float *v_tile = smem + 2 * kTileElements;
-    load_f32_tile<D>(q_tile, q, shape.q.row, first_row, shape.seq_q, NaturalRow{});
-    load_f32_tile<D>(k_tile, k, shape.k.row, 0, shape.seq_k, KeyRow<kKeyOrder>{});
+    load_f32_tile<D>(q_tile, q, shape.q.row, first_row, place.valid_q, NaturalRow{});
+    load_f32_tile<D>(k_tile, k, shape.k.row, 0, place.valid_k, KeyRow<kKeyOrder>{});
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
@@ -107,7 +107,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
 
     for (int64_t step = 0; step < key_steps; ++step) {
       const int64_t step_key = step * kTileKeys;
-      load_f32_tile<D>(v_tile, v, shape.v.row, step_key, shape.seq_k, Tf32ValueRow<Pattern>{});
+      load_f32_tile<D>(v_tile, v, shape.v.row, step_key, place.valid_k, Tf32ValueRow<Pattern>{});
       cp_async_commit();
 
       // 1. S = Q K^T: score block j holds tile rows 8j .. 8j + 7 of K; a thread, columns 2 quad, 2 quad + 1 of them.
@@ -195,7 +195,7 @@ __device__ __forceinline__ void attention_fused_f32_block(const FusedAttentionPa
       cp_async_wait<0>();
       __syncthreads();
       if (step + 1 < key_steps) {
-        load_f32_tile<D>(k_tile, k, shape.k.row, step_key + kTileKeys, shape.seq_k, KeyRow<kKeyOrder>{});
+        load_f32_tile<D>(k_tile, k, shape.k.row, step_key + kTileKeys, place.valid_k, KeyRow<kKeyOrder>{});
       }
       cp_async_commit();
 

@@ -174,16 +174,16 @@ struct WarpgroupMmaEngine {
     __device__ __forceinline__ const T *k_tile(int64_t) const { return smem + kTileElements; }
     __device__ __forceinline__ T *v_tile(int64_t step) const { return smem + (2 + step % 2) * kTileElements; }
     __device__ __forceinline__ void load_keys(int64_t step) const {
-      load_tile<T, D>(smem + kTileElements, k, shape.k.row, step * kTileKeys, shape.seq_k, KeyRow<Pattern>{},
+      load_tile<T, D>(smem + kTileElements, k, shape.k.row, step * kTileKeys, place.valid_k, KeyRow<Pattern>{},
                       Layout{});
     }
     __device__ __forceinline__ void load_values(int64_t step) const {
-      load_tile<T, D>(v_tile(step), v, shape.v.row, step * kTileKeys, shape.seq_k, NaturalRow{}, Layout{});
+      load_tile<T, D>(v_tile(step), v, shape.v.row, step * kTileKeys, place.valid_k, NaturalRow{}, Layout{});
     }
 
     // Q and K(0) are in shared memory (V(0) on its way).
     __device__ __forceinline__ void first_scores_ready() const {
-      load_tile<T, D>(smem, q, shape.q.row, place.first_row, shape.seq_q, NaturalRow{}, Layout{});
+      load_tile<T, D>(smem, q, shape.q.row, place.first_row, place.valid_q, NaturalRow{}, Layout{});
       load_keys(0);
       cp_async_commit();
       load_values(0);

@@ -17,6 +17,7 @@ import {
   checkBackendChoice,
   checkOperand,
   checkOptions,
+  checkSeqlens,
   sameDevice,
 } from './validate.js';
 
@@ -209,6 +210,11 @@ export class CompressedRows {
     readonly seqK: number,
     /** Log-sum-exp of each row after compressedSoftmax; null for scores. */
     readonly lse: Tensor | null = null,
+    /**
+     * The valid keys of each batch entry (the seqlensK that sddmmPrune was given), or null: all Nk. spmm reads v only
+     * below them (the rest is padding).
+     */
+    readonly seqlensK: Int32Array | null = null,
   ) {}
 
   get device(): Device {
@@ -237,6 +243,7 @@ function compressedProblem(rows: CompressedRows, argument: string, v: Tensor | n
   if (values.shape.length !== 4 || slots !== expected.values)
     throw new InvalidArgumentError(`${argument}.values.shape`, `[B, Hq, Nq, ${expected.values}]`, values.shape);
   if (rows.metadata) Tensor.check(rows.metadata, `${argument}.metadata`);
+  const seqlensK = checkSeqlens(rows.seqlensK, `${argument}.seqlensK`, batch, rows.seqK, 'Nk');
   const headsKv = v ? v.shape[1] : headsQ;
   const headDimV = v ? v.shape[3] : 1;
   return {
@@ -252,7 +259,7 @@ function compressedProblem(rows: CompressedRows, argument: string, v: Tensor | n
     headDimV,
     scale: 1,
     seqlensQ: null,
-    seqlensK: null,
+    seqlensK,
     qStrides: [headsQ * seqQ, seqQ, 1, 1],
     kStrides: [headsKv * rows.seqK, rows.seqK, 1, 1],
     vStrides: v ? [v.strides[0], v.strides[1], v.strides[2], 1] : [headsKv * rows.seqK, rows.seqK, 1, 1],
@@ -269,7 +276,7 @@ export async function sddmmPrune(q: Tensor, k: Tensor, options?: AttentionOption
   const problem = attentionProblem(tq, tk, null, o);
   const backend = backendFor(o.backend, tq.device, problem);
   const { values, metadata } = await onBackend(backend, tq.device, [tq, tk], ([a, b]) => backend.sddmmPrune(problem, a, b));
-  return new CompressedRows(values, metadata, problem.pattern, problem.seqK);
+  return new CompressedRows(values, metadata, problem.pattern, problem.seqK, null, problem.seqlensK);
 }
 
 /** Staged step 2: softmax over each compressed row; probabilities rounded to the dtype, with each row's lse. */
@@ -287,7 +294,7 @@ export async function compressedSoftmax(scores: CompressedRows, options?: { back
     lse.dispose();
     throw error;
   }
-  return new CompressedRows(probs, metadata, scores.pattern, scores.seqK, lse);
+  return new CompressedRows(probs, metadata, scores.pattern, scores.seqK, lse, scores.seqlensK);
 }
 
 /** Staged step 3: out = P v with P the compressed probabilities of compressedSoftmax; v [B, Hk, Nk, Dv]. */

@@ -14,9 +14,12 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Score scale. Default 1 / sqrt(D). */
   scale?: number;
-  /** Valid query rows of each batch entry (length B, 0 <= value <= Nq). Rows past it give zeros. */
+  /**
+   * Valid query rows of each batch entry (length B, 0 <= value <= Nq). Rows past it give zeros; they are padding (of
+   * q, and of dout in the backward), never read, and may hold anything, NaN included.
+   */
   seqlensQ?: ArrayLike<number>;
-  /** Valid keys of each batch entry (length B, 0 <= value <= Nk). */
+  /** Valid keys of each batch entry (length B, 0 <= value <= Nk). Rows of k and v past it are padding, never read. */
   seqlensK?: ArrayLike<number>;
   /** 'auto' (default): CUDA where it can run this problem, else the CPU. */
   backend?: BackendChoice;
@@ -55,7 +58,7 @@ function strides4(t: Tensor): Strides4 {
   return s[3] === 1 ? (s as unknown as Strides4) : [s[0], s[1], s[2], 1];
 }
 
-function checkSeqlens(x: unknown, argument: string, batch: number, limit: number, limitName: string): Int32Array | null {
+export function checkSeqlens(x: unknown, argument: string, batch: number, limit: number, limitName: string): Int32Array | null {
   if (x === undefined || x === null) return null;
   const arr = x as ArrayLike<unknown>;
   if (typeof x !== 'object' || typeof arr.length !== 'number')

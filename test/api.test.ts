@@ -153,13 +153,18 @@ test('the staged pipeline through the public API equals fused attention with the
   for (const pattern of ['2:4', '1:2', '3:8', 'dense']) {
     const q = tensor([2, 4, 9, 16], 'float32');
     const k = tensor([2, 2, 11, 16], 'float32');
-    const v = tensor([2, 2, 11, 5], 'float32');
+    // Keys 7 .. 10 of batch entry 1 are padding (seqlensK): NaN in v there must reach neither path.
+    const values = await tensor([2, 2, 11, 5], 'float32').toFloat32Array();
+    for (let h = 0; h < 2; h++) values.fill(Number.NaN, ((2 + h) * 11 + 7) * 5, (2 + h + 1) * 11 * 5);
+    const v = Tensor.fromArray(values, [2, 2, 11, 5], { dtype: 'float32' });
     const options = { pattern, causal: true, seqlensK: [11, 7] };
     const fused = await attentionWithLse(q, k, v, options);
     const scores = await sddmmPrune(q, k, options);
     assert.ok(scores instanceof CompressedRows);
     assert.equal(scores.lse, null);
+    assert.deepEqual([...scores.seqlensK!], [11, 7], 'the rows carry their key lengths');
     const probs = await compressedSoftmax(scores);
+    assert.deepEqual([...probs.seqlensK!], [11, 7]);
     const out = await spmm(probs, v);
     // float32 everywhere: the staged scores are not rounded, so the two paths agree to float32 rounding.
     const a = await out.toFloat32Array();
@@ -184,6 +189,8 @@ test('staged functions validate what they are given', async () => {
   await rejectsArgument(spmm(probs, tensor([2, 2, 8, 8])), 'v.shape[0]');
   await rejectsArgument(spmm(probs, tensor([1, 3, 8, 8])), 'v.shape[1]');
   await rejectsArgument(spmm(probs, tensor([1, 2, 8, 8], 'float32')), 'v.dtype');
+  const tooLong = new CompressedRows(probs.values, probs.metadata, probs.pattern, probs.seqK, null, Int32Array.from([9]));
+  await rejectsArgument(spmm(tooLong, tensor([1, 2, 8, 8])), 'probs.seqlensK[0]');
   probs.metadata!.dispose();
   await assert.rejects(spmm(probs, tensor([1, 2, 8, 8])), DisposedTensorError);
 });

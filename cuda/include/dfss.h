@@ -26,6 +26,13 @@
  *   6. A row with no finite score gives out_i = 0 (never NaN) and lse_i = -inf.
  *   7. lse_i = log(sum_l exp(s_l)) over the kept finite scores (natural log, float32), on request.
  *
+ * Padding: rows of q (and of dout, in the backward) at or past Nq_b, and rows of k and v at or past Nk_b, are
+ * never read; they may hold anything, NaN included, and every result is as if they held zeros. Inside the valid
+ * rows, a non-finite value of q, k, v or dout makes the results that depend on it non-finite, as the steps above
+ * give them; on the GPU, a result that does not depend on it may turn non-finite too where a tensor-core product
+ * multiplies it by a weight of 0 (a key masked for a row, or pruned, in the same 64-key tile: 0 * NaN is NaN), as
+ * in other tensor-core attention kernels. The CPU backend never reads masked or pruned entries.
+ *
  * Patterns: DFSS_PATTERN_2_4 and DFSS_PATTERN_1_2 for float16 and bfloat16; DFSS_PATTERN_1_2 for float32
  * (the tensor cores' tf32 sparse mode, run in float32 accuracy: each float32 product is split as 3xTF32, so the
  * steps above hold as written); DFSS_PATTERN_DENSE for every dtype.
@@ -221,7 +228,7 @@ DFSS_API dfss_status dfss_compressed_softmax(const dfss_attention_desc *desc, co
                                              void *values_out, float *lse);
 
 /* Staged step 3 (SpMM): out = P v, with P the compressed probabilities and their metadata (NULL only for
- * dense). Uses desc's v and out strides. */
+ * dense). Uses desc's v and out strides; v is read at keys below Nk_b only (slots past it add nothing). */
 DFSS_API dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *probs, const uint32_t *metadata,
                                const void *v, void *out);
 

@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(kReferenceThreads)
     compressed_softmax_row<In, float>(scores, scores, layout.values_per_row, lse != nullptr ? lse + row : nullptr,
                                       reduce_scratch);
     __syncthreads();
-    spmm_row<float, In>(shape, scores, metadata, v, out, row, reduce_scratch);
+    spmm_row<float, In>(shape, scores, metadata, v, seqlens_k, out, row, reduce_scratch);
     __syncthreads();  // the scratch row is rewritten for the block's next row
   }
 }

@@ -33,10 +33,9 @@ dfss_status sddmm_prune_reference(const AttentionCall &call, const void *q, cons
     DFSS_RETURN_IF_ERROR(row_loop_grid(reinterpret_cast<const void *>(kernel), call.shape.rows(), &grid));
 
     StreamWorkspace workspace(call.stream);
-    DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::lengths_bytes(call.seqlens_q, call.seqlens_k)));
     const int32_t *seqlens_q = nullptr;
     const int32_t *seqlens_k = nullptr;
-    DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
+    DFSS_RETURN_IF_ERROR(workspace.allocate_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
 
     clear_stale_cuda_error();
     kernel<<<grid, kReferenceThreads, 0, call.stream>>>(call.shape, static_cast<const In *>(q),

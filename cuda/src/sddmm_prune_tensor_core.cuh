@@ -122,7 +122,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
     metadata_row[r] = Pattern == DFSS_PATTERN_DENSE ? nullptr : metadata + output_row * layout.words_per_row;
   }
 
-  // Q rows past the end, and keys the block never sees, are zeros in shared memory (nothing is read).
+  // Q rows past Nq_b (padding, which may hold anything), and keys the block never sees, are zeros in shared memory
+  // (nothing is read).
   static_assert(kTileKeys * kPieces % kThreads == 0, "whole passes of the block over a tile");
   constexpr int kPasses = kTileKeys * kPieces / kThreads;  // a fixed, unrolled trip count
 #pragma unroll
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
     const int p = piece / kPieces;
     const int column = piece % kPieces * kPiece;
     const int64_t i = first_row + p;
-    const bool outside = i >= shape.seq_q;
+    const bool outside = i >= row_limit;
     cp_async_16(&q_tile[p * kStride + column], outside ? q_head : q_head + i * shape.q.row + column, outside);
   }
   const auto load_key_tile = [&](int64_t tile, T *target) {
@@ -289,10 +290,9 @@ dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void
                                            uint32_t *metadata) {
   using T = typename staged::ElementOf<Dtype>::type;
   StreamWorkspace workspace(call.stream);
-  DFSS_RETURN_IF_ERROR(workspace.allocate(StreamWorkspace::lengths_bytes(call.seqlens_q, call.seqlens_k)));
   const int32_t *seqlens_q = nullptr;
   const int32_t *seqlens_k = nullptr;
-  DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
+  DFSS_RETURN_IF_ERROR(workspace.allocate_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
 
   auto kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
   if (call.shape.layout.m == 2) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;

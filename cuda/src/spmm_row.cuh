@@ -21,9 +21,9 @@ namespace dfss {
 // the `parts` groups of threads left over split the slots into contiguous ranges. Each thread accumulates its
 // range in ascending slot order (= ascending key order) with fmaf in float32, the parts' sums are added in part
 // order, and the total is multiplied by factor. Slots with weight 0 (masked keys, pruned rows) add nothing and
-// are skipped, as are slots past the end of the row (key >= seq_k), which name no row of the matrix.
+// are skipped, as are slots of keys at or past key_limit (past the end of the row, or the batch entry's Nk_b).
 template <typename Weight, typename Io>
-__device__ void compressed_row_product(const CompressedLayout &layout, int64_t seq_k, const Weight *weights_row,
+__device__ void compressed_row_product(const CompressedLayout &layout, int64_t key_limit, const Weight *weights_row,
                                        const uint32_t *metadata_row, const Io *matrix, int64_t row_stride,
                                        int64_t width, float factor, Io *out_row, float *partials) {
   const int64_t values_per_row = layout.values_per_row;
@@ -44,7 +44,7 @@ __device__ void compressed_row_product(const CompressedLayout &layout, int64_t s
         const float weight = to_float(weights_row[c]);
         if (weight == 0.0f) continue;
         const int64_t key = key_of_slot(layout, metadata_row, c);
-        if (key >= seq_k) continue;
+        if (key >= key_limit) continue;
         sum = fmaf(weight, to_float(matrix[key * row_stride + d]), sum);
       }
     }
@@ -60,16 +60,18 @@ __device__ void compressed_row_product(const CompressedLayout &layout, int64_t s
 }
 
 // probs_row[C] (stored as Prob, already rounded to the input dtype) and metadata_row[W] (unused when dense)
-// give row `row` of P; writes out[b, h, i, 0 .. Dv-1] = sum over the kept slots of p * v[key]. partials: shared
-// memory of blockDim.x floats. All threads of the block call it.
+// give row `row` of P; writes out[b, h, i, 0 .. Dv-1] = sum over the kept slots of p * v[key], keys past the batch
+// entry's Nk_b (seqlens_k, nullptr: Nk) left out. partials: shared memory of blockDim.x floats. All threads of the
+// block call it.
 template <typename Prob, typename Io>
 __device__ void spmm_row(const AttentionShape &shape, const Prob *probs_row, const uint32_t *metadata_row,
-                         const Io *v, Io *out, int64_t row, float *partials) {
+                         const Io *v, const int32_t *seqlens_k, Io *out, int64_t row, float *partials) {
   const RowCoordinates at = row_coordinates(shape, row);
   const Io *v_head = v + at.batch * shape.v.batch + at.head_kv * shape.v.head;
   Io *out_row = out + at.batch * shape.out.batch + at.head_q * shape.out.head + at.i * shape.out.row;
-  compressed_row_product(shape.layout, shape.seq_k, probs_row, metadata_row, v_head, shape.v.row, shape.head_dim_v,
-                         1.0f, out_row, partials);
+  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[at.batch] : shape.seq_k;
+  compressed_row_product(shape.layout, valid_k, probs_row, metadata_row, v_head, shape.v.row, shape.head_dim_v, 1.0f,
+                         out_row, partials);
 }
 
 }  // namespace dfss

@@ -4,7 +4,8 @@
 // register with a few integer operations (staged_fragments.h). Dense runs on mma.sync m16n8k16.
 //
 // A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows) and all Dv columns, and walks the
-// keys in chunks of 64: V rows through cp.async into shared memory (double-buffered, rows past Nk zero-filled),
+// keys in chunks of 64: V rows through cp.async into shared memory (double-buffered, rows past the batch entry's Nk_b
+// zero-filled: padding past it, which may hold anything, is never read),
 // B fragments through ldmatrix.trans; A fragments and metadata straight from global memory into registers.
 //
 // float32 1:2 runs on mma.sp::ordered_metadata m16n8k16 .tf32 in float32 accuracy (3xTF32, mma_tf32.cuh: three
@@ -31,6 +32,7 @@
 #include "staged_tensor_core.h"
 #include "status.h"
 #include "tf32_fragments.h"
+#include "workspace.h"
 
 namespace dfss {
 namespace staged {
@@ -52,7 +54,8 @@ __device__ __forceinline__ uint32_t sparse_metadata_word(const uint32_t *metadat
 
 template <typename T, int HeadDimV, int Pattern>
 __global__ void __launch_bounds__(kThreads)
-    spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v, T *out) {
+    spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v,
+                            const int32_t *seqlens_k, T *out) {
 #if DFSS_MMA_AVAILABLE
   static_assert(HeadDimV % 16 == 0, "head dims of whole pairs of n8 tiles");
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
@@ -70,6 +73,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t head_row = place.head_row, first_row = place.first_row;
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const T *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
+  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;  // V is read up to Nk_b only
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];
@@ -91,7 +95,7 @@ __global__ void __launch_bounds__(kThreads)
       const int p = piece / kPieces;
       const int column = piece % kPieces * 8;
       const int64_t key = chunk * kTileKeys + p;
-      const bool outside = key >= shape.seq_k;
+      const bool outside = key >= valid_k;
       cp_async_16(&target[p * kStride + column], outside ? v_head : v_head + key * shape.v.row + column, outside);
     }
   };
@@ -205,7 +209,8 @@ __device__ __forceinline__ uint32_t step_metadata_bits(const uint32_t *metadata_
 // on dense ones (3xTF32 both).
 template <int HeadDimV, int Pattern>
 __global__ void __launch_bounds__(kThreads)
-    spmm_tf32_kernel(AttentionShape shape, const float *probs, const uint32_t *metadata, const float *v, float *out) {
+    spmm_tf32_kernel(AttentionShape shape, const float *probs, const uint32_t *metadata, const float *v,
+                     const int32_t *seqlens_k, float *out) {
 #if DFSS_MMA_AVAILABLE
   static_assert(Pattern == DFSS_PATTERN_DENSE || Pattern == DFSS_PATTERN_1_2, "float32 runs dense and 1:2");
   constexpr bool kSparse = Pattern == DFSS_PATTERN_1_2;
@@ -228,6 +233,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t head_row = place.head_row, first_row = place.first_row;
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const float *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
+  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;  // V is read up to Nk_b only
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];
@@ -242,13 +248,13 @@ __global__ void __launch_bounds__(kThreads)
     metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
   }
 
-  // Tile row p of a chunk holds key tf32_sparse_v_key_of_row(p) of it; keys past Nk are zero-filled.
+  // Tile row p of a chunk holds key tf32_sparse_v_key_of_row(p) of it; keys past Nk_b are zero-filled.
   const auto load_value_chunk = [&](int64_t chunk, float *target) {
     for (int piece = static_cast<int>(threadIdx.x); piece < kTf32ChunkKeys * kPieces; piece += kThreads) {
       const int p = piece / kPieces;
       const int column = piece % kPieces * 4;
       const int64_t key = chunk * kTf32ChunkKeys + tf32_sparse_v_key_of_row(p);
-      const bool outside = key >= shape.seq_k;
+      const bool outside = key >= valid_k;
       cp_async_16(&target[p * kStride + column], outside ? v_head : v_head + key * shape.v.row + column, outside);
     }
   };
@@ -346,6 +352,10 @@ template <dfss_dtype Dtype, int HeadDimV>
 dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
                                     const void *v, void *out) {
   const unsigned blocks = static_cast<unsigned>(staged_grid_blocks(call.shape));
+  StreamWorkspace workspace(call.stream);
+  const int32_t *seqlens_q = nullptr;  // not needed
+  const int32_t *seqlens_k = nullptr;
+  DFSS_RETURN_IF_ERROR(workspace.allocate_lengths({}, call.seqlens_k, &seqlens_q, &seqlens_k));
   if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
     // float32: patterns dense and 1:2 (staged_tensor_core.cpp declines 2:4).
     if (call.shape.layout.m == 4) return DFSS_ERROR_INTERNAL;
@@ -353,7 +363,8 @@ dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs
                                                  : staged::spmm_tf32_kernel<HeadDimV, DFSS_PATTERN_DENSE>;
     clear_stale_cuda_error();
     kernel<<<blocks, staged::kThreads, 0, call.stream>>>(call.shape, static_cast<const float *>(probs), metadata,
-                                                         static_cast<const float *>(v), static_cast<float *>(out));
+                                                         static_cast<const float *>(v), seqlens_k,
+                                                         static_cast<float *>(out));
     return check_launch("spmm_tf32_kernel");
   } else {
     using T = typename staged::ElementOf<Dtype>::type;
@@ -366,7 +377,7 @@ dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs
     }();
     clear_stale_cuda_error();
     kernel<<<blocks, staged::kThreads, 0, call.stream>>>(call.shape, static_cast<const T *>(probs), metadata,
-                                                         static_cast<const T *>(v), static_cast<T *>(out));
+                                                         static_cast<const T *>(v), seqlens_k, static_cast<T *>(out));
     return check_launch("spmm_tensor_core_kernel");
   }
 }

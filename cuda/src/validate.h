@@ -26,7 +26,7 @@ inline constexpr EntryPointUses kAttentionForwardUses{true, true, true, true, tr
 inline constexpr EntryPointUses kCompressedRowSizeUses{false, false, false, false, false};
 inline constexpr EntryPointUses kSddmmPruneUses{true, true, false, false, true};
 inline constexpr EntryPointUses kCompressedSoftmaxUses{false, false, false, false, false};
-inline constexpr EntryPointUses kSpmmUses{false, false, true, true, false};
+inline constexpr EntryPointUses kSpmmUses{false, false, true, true, true};
 inline constexpr EntryPointUses kAttentionBackwardUses{true, true, true, true, true};
 inline constexpr EntryPointUses kBackwardWorkspaceSizeUses{false, false, false, false, false};
 

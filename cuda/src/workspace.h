@@ -55,6 +55,13 @@ class StreamWorkspace {
     return status != DFSS_SUCCESS ? status : upload(seqlens_k, device_k);
   }
 
+  // allocate, then upload_lengths: for a call that needs the lengths and nothing else.
+  dfss_status allocate_lengths(const std::vector<int32_t> &seqlens_q, const std::vector<int32_t> &seqlens_k,
+                               const int32_t **device_q, const int32_t **device_k) {
+    const dfss_status status = allocate(lengths_bytes(seqlens_q, seqlens_k));
+    return status != DFSS_SUCCESS ? status : upload_lengths(seqlens_q, seqlens_k, device_q, device_k);
+  }
+
  private:
   // A device copy of `values` (nullptr when empty), carved from the workspace.
   dfss_status upload(const std::vector<int32_t> &values, const int32_t **device_copy);

@@ -36,7 +36,7 @@ function condition(entryPoint: EntryPoint, name: string, holds: boolean, detail:
 async function upload(rows: CompressedRows): Promise<CompressedRows> {
   const values = await rows.values.to('cuda');
   const metadata = rows.metadata && (await rows.metadata.to('cuda'));
-  return new CompressedRows(values, metadata, rows.pattern, rows.seqK);
+  return new CompressedRows(values, metadata, rows.pattern, rows.seqK, null, rows.seqlensK);
 }
 
 /**

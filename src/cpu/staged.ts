@@ -106,7 +106,8 @@ export function compressedSoftmax(
 /**
  * Staged step 3: out = P V with P the compressed probabilities and their metadata (null only for dense).
  * Written to out (by problem.outStrides, rounded to the dtype), a new array when not given. Slots with
- * probability 0, and slots whose key lies past Nk, contribute nothing.
+ * probability 0, and slots whose key lies past the batch entry's Nk_b (seqlensK, else Nk), contribute nothing: v's
+ * rows past Nk_b (padding) are never read.
  */
 export function spmm(
   problem: AttentionProblem,
@@ -135,6 +136,7 @@ export function spmm(
   const { inGroup, keys, identity, acc, liveRows, liveWeights } = new RowScratch(seqK, slots, headDimV);
 
   for (let b = 0; b < batch; b++) {
+    const validK = validLength(problem.seqlensK, b, seqK); // v is read at keys below Nk_b only
     for (let h = 0; h < headsQ; h++) {
       const vBase = b * vsB + Math.floor(h / headsPerKv) * vsH;
       for (let i = 0; i < seqQ; i++) {
@@ -145,7 +147,7 @@ export function spmm(
           slotKeys(inGroup, slots, pattern.n, pattern.m, keys);
           rowKeys = keys;
         }
-        accumulateRow(probs, row * slots, rowKeys, slots, seqK, v, vBase, vsN, headDimV, acc, liveRows, liveWeights);
+        accumulateRow(probs, row * slots, rowKeys, slots, validK, v, vBase, vsN, headDimV, acc, liveRows, liveWeights);
         writeRow(acc, headDimV, round, out, b * osB + h * osH + i * osN);
       }
     }

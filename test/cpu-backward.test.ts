@@ -314,10 +314,20 @@ describe('CPU backward: rules of the semantics', () => {
     assertNear('dv', g.dv, sumGroups(e.dv, 3), 1e-6, 1e-6);
   });
 
-  test('fully masked rows, masked keys and keys past the valid length get exactly zero gradients', () => {
+  test('fully masked rows, masked keys and keys past the valid length get exactly zero gradients; padding is not read', () => {
     // causal with Nq > Nk: rows 0 .. Nq - Nk - 1 see no key; batch 1 has 2 valid rows and 3 valid keys.
     const p = makeProblem({ pattern: '2:4', batch: 2, headsQ: 2, headsKv: 1, seqQ: 8, seqK: 6, headDim: 4, headDimV: 3, causal: true, seqlensQ: [8, 2], seqlensK: [6, 3] });
     const x = operands(p, new SeededRandom(3));
+    // The padding of batch 1 (rows 2 .. 7 of q and dout, keys 3 .. 5 of k and v) holds NaN: no result may read it.
+    for (let h = 0; h < 2; h++)
+      for (let i = 2; i < 8; i++) {
+        for (let d = 0; d < 4; d++) x.q[at(p.qStrides, 1, h, i, d)] = Number.NaN;
+        for (let d = 0; d < 3; d++) x.dout[at(p.outStrides, 1, h, i, d)] = Number.NaN;
+      }
+    for (let j = 3; j < 6; j++) {
+      for (let d = 0; d < 4; d++) x.k[at(p.kStrides, 1, 0, j, d)] = Number.NaN;
+      for (let d = 0; d < 3; d++) x.v[at(p.vStrides, 1, 0, j, d)] = Number.NaN;
+    }
     const { lse, grads } = forwardAndBackward(p, x);
     const dqRow = (b: number, h: number, i: number) => [...grads.dq.subarray(((b * 2 + h) * 8 + i) * 4, ((b * 2 + h) * 8 + i + 1) * 4)];
     for (let h = 0; h < 2; h++) {

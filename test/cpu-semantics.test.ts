@@ -497,17 +497,16 @@ describe('fully masked rows and causal masking', () => {
 // ----- per-batch lengths, GQA and strides --------------------------------------------------------------------------
 
 describe('per-batch lengths, grouped-query attention and strides', () => {
-  test('per-batch lengths equal running each batch entry alone on its valid part', () => {
+  test('per-batch lengths equal running each batch entry alone on its valid part; the padding (NaN) is never used', () => {
     for (const pattern of ['dense', '2:4', '3:8']) {
       for (const causal of [false, true]) {
         const lengthsQ = [3, 5];
         const lengthsK = [4, 8];
         const p = makeProblem({ pattern, causal, batch: 2, headsQ: 2, seqQ: 5, seqK: 8, headDim: 4, seqlensQ: lengthsQ, seqlensK: lengthsK });
-        const fq = uniform(11);
-        const fk = uniform(12);
-        const fv = uniform(13);
-        const x = inputs(p, fq, fk, fv);
+        const padded = (f: Fill, lengths: number[]): Fill => (b, h, n, d) => (n < lengths[b] ? f(b, h, n, d) : Number.NaN);
+        const x = inputs(p, padded(uniform(11), lengthsQ), padded(uniform(12), lengthsK), padded(uniform(13), lengthsK));
         const { out, lse } = run(p, x);
+        assert.deepEqual(runStaged(p, x).out, out, `${pattern} causal ${causal}: staged and fused`);
         for (let b = 0; b < 2; b++) {
           const alone = makeProblem({ pattern, causal, headsQ: 2, seqQ: lengthsQ[b], seqK: lengthsK[b], headDim: 4 });
           const at = (a: Float32Array, s: Strides4) => (bb: number, h: number, n: number, d: number) => a[b * s[0] + h * s[1] + n * s[2] + d];

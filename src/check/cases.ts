@@ -19,7 +19,10 @@ export interface Case {
   headDimV: number;
   /** [B, N, H, D] buffers viewed as [B, H, N, D] (strided) instead of packed [B, H, N, D]. */
   bnhd: boolean;
-  /** Per-batch valid lengths (shorter than the padded ones). */
+  /**
+   * Per-batch valid lengths (shorter than the padded ones). The padding past them holds NaN in every input (q, k,
+   * v, and dout in the backward): it must never reach a result.
+   */
   lengths: boolean;
   /** q and k are small integers and the scale a power of two, so every score is exact and ties are common. */
   exact: boolean;
@@ -108,6 +111,16 @@ function operand(values: Float32Array, shape: [number, number, number, number], 
   return Tensor.fromArray(permuted, [b, n, h, d], { dtype }).transpose(1, 2);
 }
 
+/** NaN in the rows of values ([B, H, N, D] order) at or past their batch entry's valid length: padding. */
+export function fillPadding(values: Float32Array, shape: [number, number, number, number], valid: ArrayLike<number>): void {
+  const [batch, heads, rows, width] = shape;
+  for (let b = 0; b < batch; b++)
+    for (let h = 0; h < heads; h++) {
+      const head = (b * heads + h) * rows;
+      values.fill(Number.NaN, (head + valid[b]) * width, (head + rows) * width);
+    }
+}
+
 export interface Inputs {
   q: Tensor;
   k: Tensor;
@@ -130,6 +143,12 @@ export function makeInputs(c: Case, random: SeededRandom): Inputs {
   }
   const queries = draw(qShape);
   const keys = draw(kShape);
+  const values = random.normals(count(vShape));
+  if (options.seqlensQ && options.seqlensK) {
+    fillPadding(queries, qShape, options.seqlensQ);
+    fillPadding(keys, kShape, options.seqlensK);
+    fillPadding(values, vShape, options.seqlensK);
+  }
   if (c.nanKeys) {
     for (let row = 0; row < c.batch * c.headsKv * c.seqK; row++) {
       const key = row % c.seqK;
@@ -140,7 +159,7 @@ export function makeInputs(c: Case, random: SeededRandom): Inputs {
   return {
     q: operand(queries, qShape, c.dtype, c.bnhd),
     k: operand(keys, kShape, c.dtype, c.bnhd),
-    v: operand(random.normals(count(vShape)), vShape, c.dtype, c.bnhd),
+    v: operand(values, vShape, c.dtype, c.bnhd),
     options,
   };
 }

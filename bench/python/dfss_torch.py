@@ -26,8 +26,9 @@ class DfssTorch:
     def __init__(self, lib=None):
         self.lib = lib if isinstance(lib, Dfss) else Dfss(lib)
 
-    def desc(self, q, k, v, out, pattern, causal=False, scale=None):
-        """The descriptor of q [B, Hq, Nq, D], k [B, Hk, Nk, D], v [B, Hk, Nk, Dv], out [B, Hq, Nq, Dv]."""
+    def desc(self, q, k, v, out, pattern, causal=False, scale=None, seqlens_q=None, seqlens_k=None):
+        """The descriptor of q [B, Hq, Nq, D], k [B, Hk, Nk, D], v [B, Hk, Nk, Dv], out [B, Hq, Nq, Dv]; seqlens_q /
+        seqlens_k: B valid lengths each, or None."""
         for name, t, dims in (("q", q, "[B, Hq, Nq, D]"), ("k", k, "[B, Hk, Nk, D]"), ("v", v, "[B, Hk, Nk, Dv]"), ("out", out, "[B, Hq, Nq, Dv]")):
             _check_operand(name, t, dims)
         if q.dtype not in TORCH_DTYPES:
@@ -51,6 +52,8 @@ class DfssTorch:
             causal=causal,
             scale=scale,
             strides={"q": q.stride(), "k": k.stride(), "v": v.stride(), "out": out.stride()},
+            seqlens_q=seqlens_q,
+            seqlens_k=seqlens_k,
             stream=torch.cuda.current_stream().cuda_stream,
         )
 

@@ -6,6 +6,7 @@ profiled on the H200 host; see bench/NOTES.md).
     ncu -k regex:'sddmm|softmax|spmm' python3 bench/python/profile_kernels.py --lib LIB --staged \\
         --batch 48 --heads 4 --seq 4096 --dim 64 --dtype bfloat16 --patterns 2:4
     ncu -k regex:attention_backward python3 bench/python/profile_kernels.py --lib LIB --backward
+    ncu -k regex:attention_fused python3 bench/python/profile_kernels.py --lib LIB --seqlens-k 4095,4031,3967,3903
 """
 
 import argparse
@@ -29,7 +30,13 @@ def main():
     parser.add_argument("--causal", action="store_true")
     parser.add_argument("--staged", action="store_true", help="the staged pipeline (sddmm_prune, softmax, spmm)")
     parser.add_argument("--backward", action="store_true", help="also the fused backward, after each forward")
+    parser.add_argument("--seqlens-k", help="the valid key length of each batch entry, comma-separated (padded batches)")
     args = parser.parse_args()
+    seqlens_k = None
+    if args.seqlens_k:
+        seqlens_k = [int(n) for n in args.seqlens_k.split(",")]
+        if len(seqlens_k) != args.batch:
+            parser.error("--seqlens-k: expected %d lengths (--batch), got %d" % (args.batch, len(seqlens_k)))
 
     dfss = DfssTorch(args.lib)
     dtype = DTYPES[args.dtype]
@@ -37,7 +44,7 @@ def main():
     q, k, v = (torch.randn(shape, dtype=dtype, device="cuda") for _ in range(3))
     out = torch.empty_like(q)
     for pattern in args.patterns.split(","):
-        desc = dfss.desc(q, k, v, out, pattern, causal=args.causal)
+        desc = dfss.desc(q, k, v, out, pattern, causal=args.causal, seqlens_k=seqlens_k)
         if args.staged:
             values, metadata = dfss.compressed_buffers(desc, dtype, q.device)
             dfss.sddmm_prune(desc, q, k, values, metadata)

@@ -13,9 +13,8 @@
 // kernels (wgmma) where the library holds their sm_90a image, unless the environment variable DFSS_FUSED_WGMMA is 0;
 // the others run the warp-level kernels (mma.sync, attention_fused_kernel.cuh). Of the Hopper kernels, the
 // warp-specialized ones (TMA copies, attention_fused_warp_specialized.cuh) run where tensor maps describe q, k and v
-// (tensor_map.h: strides of whole 16-byte units, and seq_k a multiple of 4 for the sparse patterns), where every
-// per-batch key length ends a tile (key_lengths_end_tiles), and where they pay (warp_specialized_pays;
-// DFSS_FUSED_WARP_SPECIALIZED=1: always, 0: never); the others run
+// (tensor_map.h: strides of whole 16-byte units, and seq_k a multiple of 4 for the sparse patterns) and where they
+// pay (warp_specialized_pays; DFSS_FUSED_WARP_SPECIALIZED=1: always, 0: never); the others run
 // attention_fused_wgmma.cuh's. All make the same choices (the same scores bits), which the fused backward repeats.
 #include <cuda_runtime_api.h>
 
@@ -121,26 +120,14 @@ fused::WarpSpecializedKernels warp_specialized_kernels_of(dfss_dtype dtype, int6
               : fused::fused_attention_warp_specialized_kernels<__nv_bfloat16, 128>();
 }
 
-// Whether every key tile that the tensor maps copy ends at or before its batch entry's Nk_b: TMA zero-fills only past
-// the tensor, so a tile that straddles Nk_b < Nk would bring padding (which may hold anything, NaN included) into
-// P V, where 0 * NaN is NaN. The other kernels load tiles up to Nk_b (load_tile).
-bool key_lengths_end_tiles(const AttentionCall &call) {
-  for (const int32_t valid_k : call.seqlens_k) {
-    if (valid_k != call.shape.seq_k && valid_k % fused::kTileKeys != 0) return false;
-  }
-  return true;
-}
-
-// Launches the warp-specialized kernel of a call the Hopper kernels took, when tensor maps describe its tensors and
-// its key lengths end tiles (key_lengths_end_tiles); false (nothing launched) otherwise.
-bool launch_warp_specialized(const AttentionCall &call, const fused::FusedChoice &choice,
-                             fused::FusedAttentionParams params, dfss_status *status) {
-  const AttentionShape &shape = call.shape;
+// Launches the warp-specialized kernel of a call the Hopper kernels took, when tensor maps describe its tensors;
+// false (nothing launched) otherwise.
+bool launch_warp_specialized(const AttentionShape &shape, const fused::FusedChoice &choice,
+                             fused::FusedAttentionParams params, cudaStream_t stream, dfss_status *status) {
   const WarpSpecializedUse use = warp_specialized_use();
   if (use == WarpSpecializedUse::kNever || (use == WarpSpecializedUse::kWherePays && !warp_specialized_pays(shape))) {
     return false;
   }
-  if (!key_lengths_end_tiles(call)) return false;
   const int head_dim = static_cast<int>(shape.head_dim);
   const void *kernel =
       reinterpret_cast<const void *>(kernel_of(warp_specialized_kernels_of(shape.dtype, head_dim), shape.layout));
@@ -154,7 +141,7 @@ bool launch_warp_specialized(const AttentionCall &call, const fused::FusedChoice
   // work items (bench/NOTES.md, v8), that was 2x slower causal (the longest items fell on the same blocks) and 3-5 %
   // slower not causal at N = 4096.
   *status = launch_work_items(kernel, &ws, params.work_items, fused::warp_specialized_threads(head_dim), shared_bytes,
-                              call.stream, "attention_fused_warp_specialized_kernel");
+                              stream, "attention_fused_warp_specialized_kernel");
   return true;
 }
 #endif
@@ -221,7 +208,7 @@ bool attention_forward_tensor_core(const AttentionCall &call, const void *q, con
     DFSS_RETURN_IF_ERROR(workspace.upload_lengths(call.seqlens_q, call.seqlens_k, &params.seqlens_q, &params.seqlens_k));
 #if defined(DFSS_BUILT_SM90A)
     dfss_status launched = DFSS_SUCCESS;
-    if (choice.hopper && launch_warp_specialized(call, choice, params, &launched)) return launched;
+    if (choice.hopper && launch_warp_specialized(shape, choice, params, call.stream, &launched)) return launched;
 #endif
     count_work_items(params, fused::kBlockRows);
     return launch_work_items(reinterpret_cast<const void *>(choice.kernel), &params, params.work_items,

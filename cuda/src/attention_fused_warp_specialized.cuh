@@ -10,6 +10,9 @@
 //     copying: no copy instructions and no block-wide barrier in their loop, and more registers for S, O and P
 //     (spills: dense none, sparse 16 bytes at D = 128 and 52 at D = 64, where the consumers have 112 registers).
 // K's rows are permuted by the map itself for the sparse patterns (tensor_map.h), so the tiles are the engine's.
+// TMA zero-fills only past the tensor, so the V tile that holds a batch entry's key length Nk_b < Nk brings the
+// padding past it: the consumers overwrite those rows with zeros before its P V (clear_padding). K's padding needs
+// nothing: the masks replace its scores.
 // The block's key steps are those of its last valid row; a consumer whose rows see fewer keys (causal, or rows past
 // the sequence) runs the extra steps fully masked (their P is zero: the same output), so that every consumer reads
 // every tile.
@@ -24,6 +27,13 @@
 
 namespace dfss {
 namespace fused {
+
+// The first row of the last of key_steps tiles that lies past a batch entry's key length valid_k (Nk_b), where
+// padding follows it (valid_k < seq_k) inside that tile; 0 where none does.
+__device__ __forceinline__ int last_padding_of(int64_t valid_k, int64_t seq_k, int64_t key_steps) {
+  const bool inside_last = (key_steps - 1) * kTileKeys < valid_k && valid_k < key_steps * kTileKeys;
+  return valid_k < seq_k && inside_last ? static_cast<int>(valid_k % kTileKeys) : 0;
+}
 
 template <typename T, int D, int Pattern, int Consumers>
 struct WarpSpecializedBlock {
@@ -67,6 +77,7 @@ struct WarpSpecializedBlock {
     uint32_t q_parity;
     int64_t first_load;  // the load number of this work item's K(0) and V(0)
     int64_t key_steps;
+    int last_padding;  // the first row of the last step's V tile past Nk_b < Nk (padding to clear), or 0: none
 
     __device__ __forceinline__ const T *q_tile() const { return q; }
     __device__ __forceinline__ const T *k_tile(int64_t step) const {
@@ -95,11 +106,33 @@ struct WarpSpecializedBlock {
       wait_keys(step + 1);
       wait_values(step);
     }
-    __device__ __forceinline__ void last_values_ready(int64_t step) const { wait_values(step); }
+    // Only the last step's tile can hold padding (the steps end with the keys of the block's last valid row).
+    __device__ __forceinline__ void last_values_ready(int64_t step) const {
+      wait_values(step);
+      if (last_padding != 0) clear_padding(v_ring + stage_of(first_load + step) * kTileElements, last_padding);
+    }
     __device__ __forceinline__ void values_read(int64_t step) const {
       mbarrier_arrive(&barriers.v_empty[stage_of(first_load + step)]);
     }
   };
+
+  // Zeros over rows first_padding .. 63 of a V tile that TMA filled, every consumer thread taking a share (a row's 16-
+  // byte units stay inside its 128 bytes of each 64-column panel under the 128-byte swizzle); then the fence makes
+  // them visible to wgmma (the async proxy), and the consumers' barrier to every consumer. Every consumer runs every
+  // step of the block (ProducedTiles), so all of them meet there.
+  __device__ __forceinline__ static void clear_padding(T *tile, int first_padding) {
+    constexpr int kRowUnits = D / 8;
+    const uint32_t tile_address = shared_address(tile);  // 32-bit shared addresses: fewer registers next to O's
+    const int units = (kTileKeys - first_padding) * kRowUnits;
+    for (int unit = static_cast<int>(threadIdx.x) - 128; unit < units; unit += Consumers * 128) {
+      const int row = first_padding + unit / kRowUnits;
+      const int panel = unit % kRowUnits / 8;
+      const uint32_t address = tile_address + ((panel * kTileKeys + row) * 64 + unit % 8 * 8) * sizeof(T);
+      asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(address), "r"(0u) : "memory");
+    }
+    fence_proxy_async_shared();
+    named_barrier_sync(1, Consumers * 128);
+  }
 
   // The producer thread's copies of one work item (the block's q_round-th with key steps): the consumers' Q tiles,
   // then K(j) and V(j) for every key step, each into its tile once the consumers have given it back.
@@ -225,7 +258,8 @@ __global__ void __launch_bounds__(warp_specialized_threads(D), 1)
                                             &barriers.q_empty[consumer],
                                             q_rounds & 1u,
                                             loads,
-                                            key_steps};
+                                            key_steps,
+                                            last_padding_of(place.valid_k, shape.seq_k, key_steps)};
         // Every consumer runs the block's steps (its rows' later keys masked): a second path that only gives the
         // unread tiles back made ptxas spill 70-130 bytes a thread in the key steps.
         const StepRows<kOutBlocks> rows{o,   row_max, row_sum, place.key_end, warp_seen_key_end(place.key_end),

@@ -96,6 +96,12 @@ __device__ __forceinline__ void tma_load_5d(void *destination, const void *map, 
 #endif
 }
 
+// Barrier `id` (1 .. 15; 0 is __syncthreads') of `threads` threads, a multiple of 32: the consumer warpgroups of a
+// warp-specialized block meet on it without the producer.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // The calling warpgroup's registers per thread become `Registers` (a multiple of 8, 24 .. 256): the producer
 // warpgroup of a warp-specialized block gives up registers it does not need, the consumers take them.
 template <int Registers>

@@ -60,7 +60,22 @@ function float32TensorCoreCases(): Case[] {
   return out;
 }
 
-const cases = selectedCases([...checkCases({ large }), ...float32TensorCoreCases(), ...nanKeyCases()], 'gpu-kernels');
+/**
+ * Padded batches (NaN padding, key lengths drawn inside a tile) at the Hopper kernels' head dims, with key counts that
+ * tensor maps take (multiples of 4): under DFSS_FUSED_WARP_SPECIALIZED=1 the warp-specialized forward runs them, and
+ * must clear the padding that its whole-tile copies bring.
+ */
+function paddedCases(): Case[] {
+  const base = { batch: 3, headsQ: 4, headsKv: 2, causal: false, exact: false, bnhd: false, lengths: true };
+  return [
+    { ...base, dtype: 'float16', pattern: '2:4', seqQ: 130, seqK: 200, headDim: 128, headDimV: 128 },
+    { ...base, dtype: 'bfloat16', pattern: 'dense', seqQ: 65, seqK: 1000, headDim: 64, headDimV: 64 },
+    { ...base, dtype: 'float16', pattern: '1:2', seqQ: 200, seqK: 300, headDim: 128, headDimV: 128, bnhd: true },
+    { ...base, dtype: 'bfloat16', pattern: '2:4', seqQ: 17, seqK: 260, headDim: 64, headDimV: 64, causal: true },
+  ];
+}
+
+const cases = selectedCases([...checkCases({ large }), ...float32TensorCoreCases(), ...nanKeyCases(), ...paddedCases()], 'gpu-kernels');
 
 test('CUDA entry points agree with the CPU backend', { skip }, async (t) => {
   const random = new SeededRandom(seed);

@@ -187,6 +187,19 @@ describe('NativeAttentionDesc', { skip: notBuilt }, () => {
     assert.match(lib!.dfss_last_error_message(), /\bq\b/);
   });
 
+  test('without a GPU, dfss_spmm checks the key lengths it reads: one past seq_k is refused, naming it', { skip: deviceCount() > 0 && 'a GPU is present' }, () => {
+    const native = new NativeAttentionDesc(lib!);
+    const spmm = (seqlensK: Int32Array) => {
+      const pointer = native.write(DFSS_DTYPE_BFLOAT16, DFSS_PATTERN_1_2, { ...SHAPE, seqlensK });
+      return { status: lib!.dfss_spmm(pointer, 0x10000n, 0x20000n, 0x30000n, 0x40000n), message: lib!.dfss_last_error_message() };
+    };
+    const refused = spmm(new Int32Array([7, 8]));
+    assert.notEqual(refused.status, DFSS_ERROR_NO_DEVICE);
+    assert.match(refused.message, /seqlens_k\[1\]/);
+    const valid = spmm(new Int32Array([7, 3]));
+    assert.equal(valid.status, DFSS_ERROR_NO_DEVICE, valid.message);
+  });
+
   test('sizes that are not safe integers, and strides that are not four, are refused naming the field', () => {
     const native = new NativeAttentionDesc(lib!);
     const refused = (shape: AttentionDescShape, argument: string) =>

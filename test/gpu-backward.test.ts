@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { attentionBackward, attentionForTraining, attentionWithLse, sddmmPrune } from '../src/attention.js';
-import { type Case, caseName, checkCases, fillPadding, freshSeed, makeInputs, tolerance } from '../src/check/cases.js';
+import { type Case, caseName, checkCases, fillPadding, freshSeed, makeInputs, operand, tolerance } from '../src/check/cases.js';
 import { compareBits, compareClose } from '../src/check/compare.js';
 import { type NearTies, nearTies } from '../src/check/near-ties.js';
 import { cudaStatus, poisonDeviceAllocations } from '../src/cuda/runtime.js';
@@ -58,12 +58,7 @@ function makeDout(c: Case, random: SeededRandom, seqlensQ: ArrayLike<number> | u
   const [B, H, N, D] = [c.batch, c.headsQ, c.seqQ, c.headDimV];
   const values = random.normals(B * H * N * D);
   if (seqlensQ) fillPadding(values, [B, H, N, D], seqlensQ);
-  if (!c.bnhd) return Tensor.fromArray(values, [B, H, N, D], { dtype: c.dtype });
-  const permuted = new Float32Array(values.length);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++)
-      for (let n = 0; n < N; n++) for (let d = 0; d < D; d++) permuted[((b * N + n) * H + h) * D + d] = values[((b * H + h) * N + n) * D + d];
-  return Tensor.fromArray(permuted, [B, N, H, D], { dtype: c.dtype }).transpose(1, 2);
+  return operand(values, [B, H, N, D], c.dtype, c.bnhd);
 }
 
 function maxAbs(values: Float32Array): number {

@@ -100,7 +100,7 @@ export function checkCases(options: { large: boolean }): Case[] {
 }
 
 /** A host tensor [B, H, N, D] of `values` (row-major in that order), packed or as a view of a [B, N, H, D] buffer. */
-function operand(values: Float32Array, shape: [number, number, number, number], dtype: DType, bnhd: boolean): Tensor {
+export function operand(values: Float32Array, shape: [number, number, number, number], dtype: DType, bnhd: boolean): Tensor {
   if (!bnhd) return Tensor.fromArray(values, shape, { dtype });
   const [b, h, n, d] = shape;
   const permuted = new Float32Array(values.length);

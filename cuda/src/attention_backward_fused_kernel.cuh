@@ -411,8 +411,8 @@ __device__ __forceinline__ KeyTilePlace place_key_tile(const FusedBackwardParams
   place.batch = head_entry / shape.heads_kv;
   place.heads_per_kv = shape.heads_q / shape.heads_kv;
   place.first_key = (work % params.key_tiles) * kTileKeys;
-  place.valid_q = params.seqlens_q != nullptr ? params.seqlens_q[place.batch] : shape.seq_q;
-  place.valid_k = params.seqlens_k != nullptr ? params.seqlens_k[place.batch] : shape.seq_k;
+  place.valid_q = valid_length(params.seqlens_q, place.batch, shape.seq_q);
+  place.valid_k = valid_length(params.seqlens_k, place.batch, shape.seq_k);
   return place;
 }
 

@@ -178,8 +178,8 @@ __global__ void __launch_bounds__(kReferenceThreads)
     const int64_t group_start = key_group % layout.groups * m;
     const int64_t head_kv = key_group / layout.groups % shape.heads_kv;
     const int64_t b = key_group / (layout.groups * shape.heads_kv);
-    const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[b] : shape.seq_q;
-    const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[b] : shape.seq_k;
+    const int64_t valid_q = valid_length(seqlens_q, b, shape.seq_q);
+    const int64_t valid_k = valid_length(seqlens_k, b, shape.seq_k);
     const In *k_head = k + b * shape.k.batch + head_kv * shape.k.head;
     const In *v_head = v + b * shape.v.batch + head_kv * shape.v.head;
 

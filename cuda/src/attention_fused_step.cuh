@@ -167,10 +167,9 @@ __device__ __forceinline__ QueryTilePlace place_query_rows(const AttentionShape 
   place.head_q = head_entry % shape.heads_q;
   place.batch = head_entry / shape.heads_q;
   place.head_kv = place.head_q / (shape.heads_q / shape.heads_kv);
-  const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[place.batch] : shape.seq_q;
-  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[place.batch] : shape.seq_k;
-  place.valid_q = valid_q;
-  place.valid_k = valid_k;
+  place.valid_q = valid_length(seqlens_q, place.batch, shape.seq_q);
+  place.valid_k = valid_length(seqlens_k, place.batch, shape.seq_k);
+  const int64_t valid_q = place.valid_q, valid_k = place.valid_k;
   const int64_t block_first_row = block_index * block_rows;
   place.first_row = block_first_row + tile_offset;
 #pragma unroll

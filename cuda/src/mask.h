@@ -8,6 +8,12 @@
 
 namespace dfss {
 
+// Nq_b or Nk_b of batch entry `batch`: lengths[batch] of a call's per-batch lengths (a device copy in kernels), or
+// the padded length `full` where the call gave none (nullptr).
+DFSS_HOST_DEVICE inline int64_t valid_length(const int32_t *lengths, int64_t batch, int64_t full) {
+  return lengths != nullptr ? lengths[batch] : full;
+}
+
 // Query row i of a batch entry with valid lengths valid_q (Nq_b) and valid_k (Nk_b):
 //   - rows i >= Nq_b are fully masked;
 //   - keys j >= Nk_b are masked;

@@ -44,8 +44,8 @@ __device__ void sddmm_prune_row(const AttentionShape &shape, const In *q, const 
                                 const int32_t *seqlens_k, int64_t row, Value *values_row, uint32_t *metadata_row,
                                 float *tile_scores) {
   const RowCoordinates at = row_coordinates(shape, row);
-  const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[at.batch] : shape.seq_q;
-  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[at.batch] : shape.seq_k;
+  const int64_t valid_q = valid_length(seqlens_q, at.batch, shape.seq_q);
+  const int64_t valid_k = valid_length(seqlens_k, at.batch, shape.seq_k);
   const int64_t key_end = allowed_key_end(at.i, valid_q, valid_k, shape.causal);
   const In *q_row = q + at.batch * shape.q.batch + at.head_q * shape.q.head + at.i * shape.q.row;
   const In *k_head = k + at.batch * shape.k.batch + at.head_kv * shape.k.head;

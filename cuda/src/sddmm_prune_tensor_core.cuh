@@ -87,8 +87,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
   const StagedBlockPlace place = staged_block_place(shape);
   const int64_t head_row = place.head_row, first_row = place.first_row;
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
-  const int64_t valid_q = seqlens_q != nullptr ? seqlens_q[batch] : shape.seq_q;
-  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;
+  const int64_t valid_q = valid_length(seqlens_q, batch, shape.seq_q);
+  const int64_t valid_k = valid_length(seqlens_k, batch, shape.seq_k);
   const T *q_head = q + batch * shape.q.batch + head_q * shape.q.head;
   const T *k_head = k + batch * shape.k.batch + head_kv * shape.k.head;
 

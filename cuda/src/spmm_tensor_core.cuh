@@ -25,6 +25,7 @@
 #include "attention_shape.h"
 #include "launch.h"
 #include "layout.h"
+#include "mask.h"
 #include "mma.cuh"
 #include "mma_tf32.cuh"
 #include "staged_fragments.h"
@@ -73,7 +74,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t head_row = place.head_row, first_row = place.first_row;
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const T *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
-  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;  // V is read up to Nk_b only
+  const int64_t valid_k = valid_length(seqlens_k, batch, shape.seq_k);  // V is read up to Nk_b only
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];
@@ -233,7 +234,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t head_row = place.head_row, first_row = place.first_row;
   const int64_t batch = place.batch, head_q = place.head_q, head_kv = place.head_kv;
   const float *v_head = v + batch * shape.v.batch + head_kv * shape.v.head;
-  const int64_t valid_k = seqlens_k != nullptr ? seqlens_k[batch] : shape.seq_k;  // V is read up to Nk_b only
+  const int64_t valid_k = valid_length(seqlens_k, batch, shape.seq_k);  // V is read up to Nk_b only
 
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];

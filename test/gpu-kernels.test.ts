@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { type Case, caseName, checkCases, freshSeed } from '../src/check/cases.js';
+import { compressedSoftmax, sddmmPrune } from '../src/attention.js';
+import { type Case, caseName, checkCases, freshSeed, operand, tolerance } from '../src/check/cases.js';
+import { compareClose } from '../src/check/compare.js';
 import { checkCase, withPoisonedDeviceMemory } from '../src/check/entry-points.js';
 import { cudaStatus } from '../src/cuda/runtime.js';
 import { SeededRandom } from '../src/random.js';
@@ -87,6 +89,48 @@ test('CUDA entry points agree with the CPU backend', { skip }, async (t) => {
         const failed = checks.filter((check) => check.failures > 0).map((check) => `${check.name}: ${check.detail}`);
         assert.deepEqual(failed, []);
         assert.ok(checks.length >= 10, `${checks.length} comparisons made, expected every entry point's`);
+      });
+    }
+  });
+});
+
+/**
+ * compressed_softmax on rows of every length its kernels split by (compressed_softmax_fast.cu): 8 and 16 threads a
+ * row holding it in registers (up to 64 vectors of 16 bytes), a warp reading it twice (longer rows; 8800 rows of
+ * more than 1024 values, enough to fill the GPU, take it too) and a block a row (few rows of more than 1024 values),
+ * at row lengths that leave rows unaligned to 16 bytes. Each on the GPU's own scores against the CPU's softmax of the
+ * same scores.
+ */
+test('compressed softmax: every row length its kernels split by', { skip }, async (t) => {
+  const random = new SeededRandom(seed + 1);
+  const shapes = [
+    // [dtype, pattern, heads, seqQ, seqK]: C values a row = seqK, seqK / 2 (1:2, 2:4)
+    ['float16', '2:4', 2, 40, 100],
+    ['bfloat16', 'dense', 2, 40, 500],
+    ['float16', '1:2', 2, 40, 2000],
+    ['float32', 'dense', 2, 40, 201],
+    ['float16', 'dense', 4, 2200, 1100],
+    ['bfloat16', '2:4', 2, 64, 4100],
+  ] as const;
+  await withPoisonedDeviceMemory(async () => {
+    for (const [dtype, pattern, heads, seqQ, seqK] of shapes) {
+      await t.test(`${dtype} ${pattern} H${heads} Nq${seqQ} Nk${seqK}`, async () => {
+        const headDim = 16;
+        const q = await operand(random.normals(heads * seqQ * headDim), [1, heads, seqQ, headDim], dtype, false).to('cuda');
+        const k = await operand(random.normals(heads * seqK * headDim), [1, heads, seqK, headDim], dtype, false).to('cuda');
+        const scores = await sddmmPrune(q, k, { pattern, backend: 'cuda' });
+        const gpu = await compressedSoftmax(scores, { backend: 'cuda' });
+        const cpu = await compressedSoftmax(scores, { backend: 'cpu' });
+        try {
+          const { atol, rtol } = tolerance(dtype);
+          const slots = scores.values.shape[3];
+          const probs = compareClose(await gpu.values.toFloat32Array(), await cpu.values.toFloat32Array(), slots, atol / 4, rtol);
+          assert.equal(probs.count, 0, `probs: ${probs.count} elements differ; first: ${probs.first}`);
+          const lse = compareClose(await gpu.lse!.toFloat32Array(), await cpu.lse!.toFloat32Array(), 1, 1e-5, 1e-5);
+          assert.equal(lse.count, 0, `lse: ${lse.count} elements differ; first: ${lse.first}`);
+        } finally {
+          for (const x of [q, k, scores, gpu, cpu]) x.dispose();
+        }
       });
     }
   });

@@ -1,14 +1,17 @@
 // Staged step 2, vectorized (dfss_compressed_softmax): softmax over each compressed row of C values, every dtype.
 //
-// One warp per row (or one block per row when there are too few rows to fill the GPU). Each value is read twice:
-// a first pass keeps a running (max, sum of exp(s - max)) per thread, combined across the threads of the row; the
-// second pass writes p = exp(s - max) / sum rounded to the dtype, the expression of the reference kernel
-// (compressed_softmax_row.cuh) evaluated as the fused forward does: exp(x) as ex2.approx of x log2(e) (one fma and
-// one MUFU op; expf costs about ten instructions) and the division as a product with 1 / sum. Each float32 p then
-// differs from the reference's by a few ulp; with expf and a division per element the kernel was bound by its
-// instruction issue at a third of the memory bandwidth. The middle of a row is read and written in 16-byte vectors;
-// the unaligned head and the tail element by element. values_out may be values_in: each element is read and then
-// written by one thread.
+// p = exp(s - max) / sum rounded to the dtype, the expression of the reference kernel (compressed_softmax_row.cuh)
+// evaluated as the fused forward does: exp(x) as ex2.approx of x log2(e) (one fma and one MUFU op; expf costs about
+// ten instructions) and the division as a product with 1 / sum. Each float32 p then differs from the reference's by
+// a few ulp; with expf and a division per element the kernel was bound by its instruction issue at a third of the
+// memory bandwidth. The middle of a row is read and written in 16-byte vectors; the unaligned head and the tail
+// element by element. values_out may be values_in: each element is read and then written by one thread.
+//
+// Rows of up to 16 * kResidentVectors vectors (C = 512 16-bit values: 2:4 rows of 1024 keys) are read once: 8 or
+// 16 threads a row (short rows fill the warp's lanes) keep their share in registers from the read to the write.
+// Longer rows take a warp (or, when there are too few rows to fill the GPU, a block) that reads each value twice: a
+// first pass keeps a running (max, sum of exp(s - max)) per thread, combined across the threads of the row, the
+// second writes. (32 threads a row of up to 1024 values in registers measured 9-13 % slower than that on the H200.)
 #include <cmath>
 #include <cstdint>
 
@@ -75,7 +78,7 @@ struct Vector {
     words[0] = raw.x, words[1] = raw.y, words[2] = raw.z, words[3] = raw.w;
   }
   __device__ __forceinline__ void store(T *target) const {
-    *reinterpret_cast<uint4 *>(target) = make_uint4(words[0], words[1], words[2], words[3]);
+    __stwb(reinterpret_cast<uint4 *>(target), make_uint4(words[0], words[1], words[2], words[3]));
   }
   __device__ __forceinline__ float get(int e) const {
     if constexpr (sizeof(T) == 4) {
@@ -193,16 +196,107 @@ __global__ void compressed_softmax_fast_kernel(const T *values_in, T *values_out
   }
 }
 
+// Vectors a thread of the resident kernel keeps in registers.
+constexpr int kResidentVectors = 4;
+
+// The max over the `Threads` lanes of a row's group (aligned groups of a warp: xor offsets below Threads stay in it).
+template <int Threads>
+__device__ __forceinline__ float group_max(float value) {
+  for (int offset = Threads / 2; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  return value;
+}
+template <int Threads>
+__device__ __forceinline__ float group_sum(float value) {
+  for (int offset = Threads / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  return value;
+}
+
+// Softmax of rows of at most Threads * kResidentVectors vectors, `Threads` (8 or 16) threads per row, each
+// keeping its vectors in registers between the one read and the write (the exponentials are taken twice, for the
+// sum and for p: keeping them too took 97-125 registers, and spilled under a bound of 64). A warp takes
+// 32 / Threads consecutive rows; its lanes all run the shuffles (lanes past the last row with an empty row).
 template <typename T, int Threads>
-dfss_status launch_rows(const AttentionCall &call, const void *values_in, void *values_out, float *lse,
+__global__ void __launch_bounds__(kSoftmaxThreads)
+    compressed_softmax_resident_kernel(const T *values_in, T *values_out, float *lse, int64_t rows, int64_t count) {
+  static_assert(Threads == 8 || Threads == 16, "several rows a warp");
+  constexpr int kCount = Vector<T>::kCount;
+  constexpr int kRowsPerWarp = 32 / Threads;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int rank = lane % Threads;  // thread of the row
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * kSoftmaxThreads + threadIdx.x) / 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * kSoftmaxThreads / 32;
+
+  for (int64_t first_row = warp * kRowsPerWarp; first_row < rows; first_row += warps * kRowsPerWarp) {
+    const int64_t row = first_row + lane / Threads;
+    const bool inside = row < rows;
+    const int64_t length = inside ? count : 0;
+    const T *in = values_in + (inside ? row : 0) * count;
+    T *out = values_out + (inside ? row : 0) * count;
+    const RowSplit split = split_row(in, out, length);
+
+    Vector<T> vectors[kResidentVectors];
+    float max = -INFINITY;
+    bool invalid = false;
+    const auto see = [&](float s) {
+      max = fmaxf(max, s);
+      invalid = invalid || isnan(s);
+    };
+#pragma unroll
+    for (int i = 0; i < kResidentVectors; ++i) {
+      if (rank + Threads * i < split.vectors) {
+        vectors[i].load(in + split.head + (rank + Threads * i) * kCount);
+#pragma unroll
+        for (int e = 0; e < kCount; ++e) see(vectors[i].get(e));
+      }
+    }
+    for (int64_t c = rank; c < split.head; c += Threads) see(to_float(in[c]));
+    for (int64_t c = split.tail + rank; c < length; c += Threads) see(to_float(in[c]));
+    max = group_max<Threads>(max);
+    invalid = group_max<Threads>(invalid ? 1.0f : 0.0f) != 0.0f;
+
+    // p = exp(s - max) / sum, or 0 for every slot of a row with no finite value (never NaN); a NaN makes every p
+    // of its row NaN, as the reference's sum does.
+    const bool empty = max == -INFINITY;
+    const float max_log2e = max * kLog2e;
+    const auto exponential = [&](float s) { return empty ? 0.0f : exp_below(s, max_log2e); };
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kResidentVectors; ++i) {
+      if (rank + Threads * i < split.vectors) {
+#pragma unroll
+        for (int e = 0; e < kCount; ++e) sum += exponential(vectors[i].get(e));
+      }
+    }
+    for (int64_t c = rank; c < split.head; c += Threads) sum += exponential(to_float(in[c]));
+    for (int64_t c = split.tail + rank; c < length; c += Threads) sum += exponential(to_float(in[c]));
+    sum = group_sum<Threads>(sum);
+    const float inverse_sum = 1.0f / (invalid ? NAN : sum);
+    const auto probability = [&](float s) { return empty ? 0.0f : exp_below(s, max_log2e) * inverse_sum; };
+
+#pragma unroll
+    for (int i = 0; i < kResidentVectors; ++i) {
+      if (rank + Threads * i < split.vectors) {
+#pragma unroll
+        for (int e = 0; e < kCount; ++e) vectors[i].set(e, probability(vectors[i].get(e)));
+        vectors[i].store(out + split.head + (rank + Threads * i) * kCount);
+      }
+    }
+    for (int64_t c = rank; c < split.head; c += Threads) out[c] = from_float<T>(probability(to_float(in[c])));
+    for (int64_t c = split.tail + rank; c < length; c += Threads) out[c] = from_float<T>(probability(to_float(in[c])));
+    if (inside && lse != nullptr && rank == 0) lse[row] = empty ? -INFINITY : max + logf(invalid ? NAN : sum);
+  }
+}
+
+// Launches `kernel` (rows_per_block rows a block) on as many blocks as fit the GPU at once, or as the rows need.
+template <typename T>
+dfss_status launch_rows(void (*kernel)(const T *, T *, float *, int64_t, int64_t), int64_t rows_per_block,
+                        const AttentionCall &call, const void *values_in, void *values_out, float *lse,
                         int multiprocessors) {
-  const auto kernel = compressed_softmax_fast_kernel<T, Threads>;
   int blocks_per_multiprocessor = 0;
   DFSS_RETURN_IF_ERROR(check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_multiprocessor, kernel,
                                                                                 kSoftmaxThreads, 0),
                                   "cudaOccupancyMaxActiveBlocksPerMultiprocessor"));
   const int64_t rows = call.shape.rows();
-  const int64_t rows_per_block = kSoftmaxThreads / Threads;
   const int64_t needed = (rows + rows_per_block - 1) / rows_per_block;
   const int64_t resident =
       static_cast<int64_t>(multiprocessors) * (blocks_per_multiprocessor > 0 ? blocks_per_multiprocessor : 1);
@@ -223,10 +317,21 @@ dfss_status launch_compressed_softmax_fast(const AttentionCall &call, const void
   const bool long_rows = call.shape.layout.values_per_row > 1024;
   return dispatch_dtype(call.shape.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
+    const int64_t vectors = call.shape.layout.values_per_row / Vector<T>::kCount;  // at most, for any alignment
     if (few_rows && long_rows) {
-      return launch_rows<T, kSoftmaxThreads>(call, values_in, values_out, lse, multiprocessors);
+      return launch_rows<T>(compressed_softmax_fast_kernel<T, kSoftmaxThreads>, 1, call, values_in, values_out, lse,
+                            multiprocessors);
     }
-    return launch_rows<T, 32>(call, values_in, values_out, lse, multiprocessors);
+    if (vectors <= 8 * kResidentVectors) {
+      return launch_rows<T>(compressed_softmax_resident_kernel<T, 8>, kSoftmaxThreads / 8, call, values_in, values_out,
+                            lse, multiprocessors);
+    }
+    if (vectors <= 16 * kResidentVectors) {
+      return launch_rows<T>(compressed_softmax_resident_kernel<T, 16>, kSoftmaxThreads / 16, call, values_in,
+                            values_out, lse, multiprocessors);
+    }
+    return launch_rows<T>(compressed_softmax_fast_kernel<T, 32>, kSoftmaxThreads / 32, call, values_in, values_out,
+                          lse, multiprocessors);
   });
 }
 

@@ -5,8 +5,9 @@
 //
 // A block takes 64 query rows of one (batch, query head) (4 warps of 16 rows) and all Dv columns, and walks the
 // keys in chunks of 64: V rows through cp.async into shared memory (double-buffered, rows past the batch entry's Nk_b
-// zero-filled: padding past it, which may hold anything, is never read),
-// B fragments through ldmatrix.trans; A fragments and metadata straight from global memory into registers.
+// zero-filled: padding past it, which may hold anything, is never read), B fragments through ldmatrix.trans; A
+// fragments from global memory in 16-byte runs that a quad transpose deals out (staged_io.cuh), metadata straight
+// into registers.
 //
 // float32 1:2 runs on mma.sp::ordered_metadata m16n8k16 .tf32 in float32 accuracy (3xTF32, mma_tf32.cuh: three
 // mma.sp per product on the tf32 split p = big + small, v = big + small), so the output keeps the float32 semantics of
@@ -79,7 +80,6 @@ __global__ void __launch_bounds__(kThreads)
   // This lane's two rows: group and group + 8 of the warp's 16 (nullptr: past Nq, read as zeros).
   int64_t row[2];
   const T *probs_row[2];
-  bool row_pairs[2];  // the row exists and its pairs of slots start on 4-byte boundaries
   const uint32_t *metadata_row[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -87,7 +87,6 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t input_row = head_row * shape.seq_q + row[r];
     const bool inside = row[r] < shape.seq_q;
     probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
-    row_pairs[r] = inside && reinterpret_cast<uintptr_t>(probs_row[r]) % 4 == 0;
     metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
   }
 
@@ -118,26 +117,28 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_commit();
 
     // A fragments: slots 16 step + 2a (+1) and 16 step + 8 + 2a (+1) of rows group and group + 8, where step counts
-    // the k32 (sparse) or k16 (dense) steps of the row; issued before waiting for V so that the loads overlap.
+    // the k32 (sparse) or k16 (dense) steps of the row. Each quad lane loads 16 contiguous bytes of a row (runs of
+    // 8 slots: a warp's load covers whole 32-byte sectors, where 4-byte pairs covered half of each) and a quad
+    // transpose deals them out: quad lane a loads run a (sparse) or runs 2a and 2a + 1 (dense, blocks 0 and 1), and
+    // after the transpose holds pair a of every run of its block, the pairs its fragments take. Loaded before
+    // waiting for V so that the loads overlap; dealt after.
     // (Loading them one chunk ahead instead cost 32 registers at Dv = 64 and ran 3-5 % slower on the H200.)
-    // On every chunk but a row's last, the pairs lie whole inside the row: plain 4-byte loads at 32-bit offsets.
+    constexpr int kBlocks = kSparse ? 1 : 2;
     const int64_t chunk_slot = chunk * kSteps * 16;
-    const bool chunk_whole = chunk_slot + kSteps * 16 <= values_per_row;
-    const auto pair_at = [&](int r, int offset) {
-      return chunk_whole && row_pairs[r] ? *reinterpret_cast<const uint32_t *>(probs_row[r] + chunk_slot + offset)
-                                         : load_pair(probs_row[r], chunk_slot + offset, values_per_row);
-    };
-    uint32_t a[kSteps][4];
-    uint32_t sparse_metadata[kSteps];
+    uint32_t runs[2][kBlocks][4];
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
-      const int64_t step = chunk * kSteps + s;
-      const int offset = 16 * s + 2 * quad_lane;
-      a[s][0] = pair_at(0, offset);
-      a[s][1] = pair_at(1, offset);
-      a[s][2] = pair_at(0, offset + 8);
-      a[s][3] = pair_at(1, offset + 8);
-      if constexpr (kSparse) {
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int block = 0; block < kBlocks; ++block) {
+        const int offset = kSparse ? 8 * quad_lane : 16 * quad_lane + 8 * block;
+        load_packed_run(probs_row[r], chunk_slot + offset, values_per_row, runs[r][block]);
+      }
+    }
+    uint32_t sparse_metadata[kSteps];
+    if constexpr (kSparse) {
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        const int64_t step = chunk * kSteps + s;
         sparse_metadata[s] = sparse_metadata_register(
             sparse_metadata_word<Pattern>(metadata_row[0], step, layout.words_per_row),
             sparse_metadata_word<Pattern>(metadata_row[1], step, layout.words_per_row), quad_lane);
@@ -146,6 +147,24 @@ __global__ void __launch_bounds__(kThreads)
 
     cp_async_wait<1>();
     __syncthreads();
+    // Run word j after the transpose: sparse, slots 8j + 2a (+1): step j / 2, fragment half j % 2; dense block b,
+    // slots 16j + 8b + 2a (+1): step j, half b.
+    uint32_t a[kSteps][4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int block = 0; block < kBlocks; ++block) {
+        transpose_quad(runs[r][block], quad_lane);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          if constexpr (kSparse) {
+            a[j / 2][2 * (j % 2) + r] = runs[r][block][j];
+          } else {
+            a[j][2 * block + r] = runs[r][block][j];
+          }
+        }
+      }
+    }
     const T *values = v_tiles[chunk & 1];
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {

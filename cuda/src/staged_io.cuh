@@ -104,19 +104,49 @@ __device__ __forceinline__ void store_run(T *row, int64_t slot, int64_t limit, c
   }
 }
 
-// Elements slot and slot + 1 of a row of `limit` elements as a fragment register (low element first); elements
-// past the end, and every element of a row that does not exist (row == nullptr), read as 0. One 4-byte load where
-// the pair is whole and aligned.
-template <typename T>
-__device__ __forceinline__ uint32_t load_pair(const T *row, int64_t slot, int64_t limit) {
-  if (row == nullptr) return 0u;
-  const T *source = row + slot;
-  if (slot + 1 < limit && reinterpret_cast<uintptr_t>(source) % 4 == 0) {
-    return *reinterpret_cast<const uint32_t *>(source);
+// Transposes the 4 x 4 words held by the 4 lanes of a quad: lane q holds row q (words[0 .. 3]) before and column q
+// after (words[j] = what lane j held in words[q]). Four shuffles: the off-diagonal 2 x 2 blocks swap between lanes
+// q and q ^ 2, then each 2 x 2 block transposes between lanes q and q ^ 1. Every lane of the warp must call it.
+__device__ __forceinline__ void transpose_quad(uint32_t (&words)[4], int quad_lane) {
+  const bool upper = (quad_lane & 2) != 0;
+  const uint32_t block_low = __shfl_xor_sync(0xffffffffu, upper ? words[0] : words[2], 2);
+  const uint32_t block_high = __shfl_xor_sync(0xffffffffu, upper ? words[1] : words[3], 2);
+  if (upper) {
+    words[0] = block_low, words[1] = block_high;
+  } else {
+    words[2] = block_low, words[3] = block_high;
   }
-  const uint16_t low = slot < limit ? bits_of(row[slot]) : uint16_t{0};
-  const uint16_t high = slot + 1 < limit ? bits_of(row[slot + 1]) : uint16_t{0};
-  return pack_bits(low, high);
+  const bool odd = (quad_lane & 1) != 0;
+  const uint32_t left = __shfl_xor_sync(0xffffffffu, odd ? words[0] : words[1], 1);
+  const uint32_t right = __shfl_xor_sync(0xffffffffu, odd ? words[2] : words[3], 1);
+  if (odd) {
+    words[0] = left, words[2] = right;
+  } else {
+    words[1] = left, words[3] = right;
+  }
+}
+
+// Elements slot .. slot + 7 of a row of `limit` 16-bit elements as 4 words (low element first); elements past the
+// end, and every element of a row that does not exist (row == nullptr), read as 0. One 16-byte load where the run is
+// whole and aligned.
+template <typename T>
+__device__ __forceinline__ void load_packed_run(const T *row, int64_t slot, int64_t limit, uint32_t (&words)[4]) {
+  static_assert(sizeof(T) == 2, "16-bit elements");
+  if (row == nullptr) {
+    words[0] = words[1] = words[2] = words[3] = 0u;
+    return;
+  }
+  const T *source = row + slot;
+  if (slot + 8 <= limit && reinterpret_cast<uintptr_t>(source) % 16 == 0) {
+    const uint4 raw = *reinterpret_cast<const uint4 *>(source);
+    words[0] = raw.x, words[1] = raw.y, words[2] = raw.z, words[3] = raw.w;
+    return;
+  }
+  for (int w = 0; w < 4; ++w) {
+    const uint16_t low = slot + 2 * w < limit ? bits_of(source[2 * w]) : uint16_t{0};
+    const uint16_t high = slot + 2 * w + 1 < limit ? bits_of(source[2 * w + 1]) : uint16_t{0};
+    words[w] = pack_bits(low, high);
+  }
 }
 
 }  // namespace staged

@@ -162,6 +162,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
   }
 
   const float scale = shape.scale;
+  // Metadata words of the tiles since the last flush, 4 a lane (see the end of the key loop).
+  uint32_t pending_words[4] = {0u, 0u, 0u, 0u};
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     float acc[8][4];
 #pragma unroll
@@ -212,12 +214,23 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
     const int64_t groups_left = layout.groups - tile * kTileGroups;
     const int tile_groups = static_cast<int>(groups_left < 0 ? 0 : (groups_left > kTileKeys ? kTileKeys : groups_left));
     uint32_t words[2][2] = {{0u, 0u}, {0u, 0u}};  // [row][metadata word of the tile]
+    // 16-bit 2:4 and 1:2: each kept pair packed into a word ([row][u]: slots 2 (4u + quad_lane), + 1), stored after
+    // a quad transpose as 16 contiguous bytes a lane: a warp's store fills whole 32-byte sectors, where pairs of 4
+    // bytes filled half of each (partial sectors measured 9-13 % of the staged pipeline's time at N >= 1024).
+    uint32_t packed[2][4];
     const auto store = [&](int r, int u, const float (&run)[kRun]) {
       const int offset = kRun * (4 * u + quad_lane);
       if (tile_whole && row_vectors[r]) {
         store_whole_run<T, kRun>(values_row[r] + tile_slot + offset, run);
       } else if (row_inside[r]) {
         store_run<T, kRun>(values_row[r], tile_slot + offset, layout.values_per_row, run);
+      }
+    };
+    const auto keep_pair = [&](int r, int u, const float (&pair)[kRun]) {
+      if constexpr (kFloat32) {
+        store(r, u, pair);
+      } else {
+        packed[r][u] = pack_bits(rounded_bits<T>(pair[0]), rounded_bits<T>(pair[1]));
       }
     };
 #pragma unroll
@@ -243,22 +256,29 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
             const int group = 8 * u + 2 * quad_lane + h;
             if (group < tile_groups) words[r][0] |= ((choice.nibble >> (2 * h)) & 1u) << group;
           }
-          store(r, u, kept);
+          keep_pair(r, u, kept);
         } else {
           // Group 4u + a of the tile: nibble 4u + a (mod 8) of word u / 2 of the tile.
           const GroupChoice choice = select_2_of_4(scores[0], scores[1], scores[2], scores[3]);
           const float kept[2] = {choice.first, choice.second};
           if (4 * u + quad_lane < tile_groups) words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
-          store(r, u, kept);
+          keep_pair(r, u, kept);
         }
+      }
+      if constexpr (Pattern != DFSS_PATTERN_DENSE && !kFloat32) {
+        // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
+        transpose_quad(packed[r], quad_lane);
+        if (row_inside[r]) store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
       }
     }
 
     if constexpr (Pattern != DFSS_PATTERN_DENSE) {
-      // 2:4: two words per row (32 keys each), stored by quad lanes 0, 1 (row group) and 2, 3 (row group + 8);
-      // 1:2: one word per row (64 keys), stored by quad lanes 0 and 1. A word's bits come from the 4 lanes of a
-      // quad: OR them together first.
+      // 2:4: two words per row and tile (32 keys each); 1:2: one (64 keys). A word's bits come from the 4 lanes of a
+      // quad: OR them together first. The words wait in registers until a row has 32 bytes of them (4 tiles of 2:4,
+      // 8 of 1:2), stored by quad lanes 0, 1 (row group) and 2, 3 (row group + 8), 16 bytes each: lane a keeps
+      // words 4 (a % 2) .. + 3 of the flush.
       constexpr int kWordsPerTile = Pattern == DFSS_PATTERN_2_4 ? 2 : 1;
+      constexpr int kFlushTiles = 8 / kWordsPerTile;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
 #pragma unroll
@@ -267,13 +287,20 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
           words[r][w] |= __shfl_xor_sync(0xffffffffu, words[r][w], 2);
         }
       }
-      if (quad_lane < 2 * kWordsPerTile) {
-        const int r = quad_lane / kWordsPerTile;
-        const int w = quad_lane % kWordsPerTile;
-        const uint32_t word = r == 0 ? (w == 0 ? words[0][0] : words[0][1]) : (w == 0 ? words[1][0] : words[1][1]);
-        const int64_t word_index = tile * kWordsPerTile + w;
-        if ((r == 0 ? row_inside[0] : row_inside[1]) && word_index < layout.words_per_row) {
-          (r == 0 ? metadata_row[0] : metadata_row[1])[word_index] = word;
+      const int r = quad_lane >> 1;
+      const int tile_in_flush = static_cast<int>(tile % kFlushTiles);
+      const int first_word = kWordsPerTile * tile_in_flush - 4 * (quad_lane & 1);  // of this tile in the lane's four
+#pragma unroll
+      for (int w = 0; w < kWordsPerTile; ++w) {
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+          if (first_word + w == b) pending_words[b] = r == 0 ? words[0][w] : words[1][w];
+        }
+      }
+      if (tile_in_flush == kFlushTiles - 1 || tile + 1 == key_tiles) {
+        if (r == 0 ? row_inside[0] : row_inside[1]) {
+          store_words(r == 0 ? metadata_row[0] : metadata_row[1],
+                      (tile - tile_in_flush) * kWordsPerTile + 4 * (quad_lane & 1), layout.words_per_row, pending_words);
         }
       }
     }

@@ -149,5 +149,33 @@ __device__ __forceinline__ void load_packed_run(const T *row, int64_t slot, int6
   }
 }
 
+// Writes 8 16-bit elements (4 words, low element of each first) to row[slot ..], leaving out slots at or past
+// `limit`: one 16-byte store where the run is whole and aligned, else one store per element.
+template <typename T>
+__device__ __forceinline__ void store_packed_run(T *row, int64_t slot, int64_t limit, const uint32_t (&words)[4]) {
+  static_assert(sizeof(T) == 2, "16-bit elements");
+  T *target = row + slot;
+  if (slot + 8 <= limit && reinterpret_cast<uintptr_t>(target) % 16 == 0) {
+    *reinterpret_cast<uint4 *>(target) = make_uint4(words[0], words[1], words[2], words[3]);
+  } else {
+    for (int e = 0; e < 8; ++e) {
+      if (slot + e < limit) target[e] = element_of_bits<T>(static_cast<uint16_t>(words[e / 2] >> (16 * (e % 2))));
+    }
+  }
+}
+
+// Words index .. index + 3 of a row of `limit` words: one 16-byte store where they are whole and aligned, else one
+// store per word inside the row.
+__device__ __forceinline__ void store_words(uint32_t *row, int64_t index, int64_t limit, const uint32_t (&words)[4]) {
+  uint32_t *target = row + index;
+  if (index + 4 <= limit && reinterpret_cast<uintptr_t>(target) % 16 == 0) {
+    *reinterpret_cast<uint4 *>(target) = make_uint4(words[0], words[1], words[2], words[3]);
+  } else {
+    for (int w = 0; w < 4; ++w) {
+      if (index + w < limit) target[w] = words[w];
+    }
+  }
+}
+
 }  // namespace staged
 }  // namespace dfss

@@ -104,26 +104,25 @@ __device__ __forceinline__ void store_run(T *row, int64_t slot, int64_t limit, c
   }
 }
 
+// One butterfly stage between lanes q and q ^ Mask: a lane with `first` set gives words A0, A1 and takes the
+// partner's words in their place, the partner (first clear) does the same with B0, B1.
+template <int Mask, int A0, int A1, int B0, int B1>
+__device__ __forceinline__ void exchange_words(uint32_t (&words)[4], bool first) {
+  const uint32_t x = __shfl_xor_sync(0xffffffffu, first ? words[A0] : words[B0], Mask);
+  const uint32_t y = __shfl_xor_sync(0xffffffffu, first ? words[A1] : words[B1], Mask);
+  if (first) {
+    words[A0] = x, words[A1] = y;
+  } else {
+    words[B0] = x, words[B1] = y;
+  }
+}
+
 // Transposes the 4 x 4 words held by the 4 lanes of a quad: lane q holds row q (words[0 .. 3]) before and column q
 // after (words[j] = what lane j held in words[q]). Four shuffles: the off-diagonal 2 x 2 blocks swap between lanes
 // q and q ^ 2, then each 2 x 2 block transposes between lanes q and q ^ 1. Every lane of the warp must call it.
 __device__ __forceinline__ void transpose_quad(uint32_t (&words)[4], int quad_lane) {
-  const bool upper = (quad_lane & 2) != 0;
-  const uint32_t block_low = __shfl_xor_sync(0xffffffffu, upper ? words[0] : words[2], 2);
-  const uint32_t block_high = __shfl_xor_sync(0xffffffffu, upper ? words[1] : words[3], 2);
-  if (upper) {
-    words[0] = block_low, words[1] = block_high;
-  } else {
-    words[2] = block_low, words[3] = block_high;
-  }
-  const bool odd = (quad_lane & 1) != 0;
-  const uint32_t left = __shfl_xor_sync(0xffffffffu, odd ? words[0] : words[1], 1);
-  const uint32_t right = __shfl_xor_sync(0xffffffffu, odd ? words[2] : words[3], 1);
-  if (odd) {
-    words[0] = left, words[2] = right;
-  } else {
-    words[1] = left, words[3] = right;
-  }
+  exchange_words<2, 0, 1, 2, 3>(words, (quad_lane & 2) != 0);
+  exchange_words<1, 0, 2, 1, 3>(words, (quad_lane & 1) != 0);
 }
 
 // Elements slot .. slot + 7 of a row of `limit` 16-bit elements as 4 words (low element first); elements past the

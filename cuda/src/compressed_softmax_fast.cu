@@ -202,7 +202,9 @@ constexpr int kResidentVectors = 4;
 // The max over the `Threads` lanes of a row's group (aligned groups of a warp: xor offsets below Threads stay in it).
 template <int Threads>
 __device__ __forceinline__ float group_max(float value) {
-  for (int offset = Threads / 2; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  for (int offset = Threads / 2; offset > 0; offset /= 2) {
+    value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  }
   return value;
 }
 template <int Threads>

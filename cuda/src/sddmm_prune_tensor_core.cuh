@@ -284,7 +284,9 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       if constexpr (Pattern != DFSS_PATTERN_DENSE && !kFloat32) {
         // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
         transpose_quad(packed[r], quad_lane);
-        if (row_inside[r]) store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+        if (row_inside[r]) {
+          store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+        }
       }
     }
 
@@ -315,8 +317,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       }
       if (tile_in_flush == kFlushTiles - 1 || tile + 1 == key_tiles) {
         if (r == 0 ? row_inside[0] : row_inside[1]) {
-          store_words(r == 0 ? metadata_row[0] : metadata_row[1],
-                      (tile - tile_in_flush) * kWordsPerTile + 4 * (quad_lane & 1), layout.words_per_row, pending_words);
+          const int64_t first_index = (tile - tile_in_flush) * kWordsPerTile + 4 * (quad_lane & 1);
+          store_words(r == 0 ? metadata_row[0] : metadata_row[1], first_index, layout.words_per_row, pending_words);
         }
       }
     }

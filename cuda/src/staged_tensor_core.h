@@ -28,8 +28,9 @@ dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs
 // Thread blocks of the sddmm_prune and spmm grids: one per 64 query rows of each (batch, query head).
 int64_t staged_grid_blocks(const AttentionShape &shape);
 
-// Softmax over compressed rows for every dtype, one warp per row, or one block per row when there are too few rows
-// to fill `multiprocessors` multiprocessors.
+// Softmax over compressed rows for every dtype: 8 or 16 threads per row for rows of up to 64 16-byte vectors, one
+// warp per longer row, or one block per row when there are too few long rows to fill `multiprocessors`
+// multiprocessors (compressed_softmax_fast.cu).
 dfss_status launch_compressed_softmax_fast(const AttentionCall &call, const void *values_in, void *values_out,
                                            float *lse, int multiprocessors);
 

@@ -70,7 +70,8 @@ __device__ void spmm_row(const AttentionShape &shape, const Prob *probs_row, con
   const RowCoordinates at = row_coordinates(shape, row);
   const Io *v_head = v + at.batch * shape.v.batch + at.head_kv * shape.v.head;
   Io *out_row = out + at.batch * shape.out.batch + at.head_q * shape.out.head + at.i * shape.out.row;
-  compressed_row_product(shape.layout, valid_length(seqlens_k, at.batch, shape.seq_k), probs_row, metadata_row, v_head, shape.v.row, shape.head_dim_v, 1.0f,
+  const int64_t valid_k = valid_length(seqlens_k, at.batch, shape.seq_k);
+  compressed_row_product(shape.layout, valid_k, probs_row, metadata_row, v_head, shape.v.row, shape.head_dim_v, 1.0f,
                          out_row, partials);
 }
 

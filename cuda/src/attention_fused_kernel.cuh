@@ -40,19 +40,6 @@
 namespace dfss {
 namespace fused {
 
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
-// The larger of a and b, NaN when either is (max.NaN): a row maximum taken with it is NaN exactly when some score of
-// the row is, which tells the forward whether the cheaper NaN-free choice applies, at no cost beyond the maximum.
-__device__ __forceinline__ float max_or_nan(float a, float b) {
-  float larger;
-  asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(larger) : "f"(a), "f"(b));
-  return larger;
-}
-
 // combine over values[0 .. N) (N a power of two) as a balanced tree: log2(N) dependent operations where a running
 // total chains N.
 template <int N, typename Combine>
@@ -95,11 +82,6 @@ __device__ __forceinline__ void thread_step_maxima(const float (&s)[kScoreBlocks
   for (int r = 0; r < 2; ++r) {
     step_max[r] = tree_reduce(pair_max[r], larger<KeepNaN>);
   }
-}
-
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
 // A row's running maximum is raised only when a step's exceeds it by more than this (natural-log units): until then

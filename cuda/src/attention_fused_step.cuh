@@ -14,6 +14,7 @@
 
 #include "attention_fused_fragments.cuh"
 #include "attention_shape.h"
+#include "dtype.cuh"
 #include "fast_math.cuh"
 #include "mask.h"
 #include "mma.cuh"
@@ -21,20 +22,6 @@
 
 namespace dfss {
 namespace fused {
-
-// lo and hi rounded to T (to nearest even), packed low first: the register of a fragment.
-template <typename T>
-__device__ __forceinline__ uint32_t pack_rounded(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack_rounded<__half>(float lo, float hi) {
-  const __half2 pair = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&pair);
-}
-template <>
-__device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&pair);
-}
 
 // Calls move(p, unit) for the 16-byte units of a tile of 64 rows of D 16-bit elements that this thread moves: unit
 // `unit` (elements 8 unit .. 8 unit + 7) of tile row p. Where the D / 8 units of a row divide the block's threads,

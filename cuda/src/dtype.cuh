@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+
 #include "dfss.h"
 
 namespace dfss {
@@ -26,6 +28,32 @@ __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __fl
 template <typename T>
 __device__ float round_to(float x) {
   return to_float(from_float<T>(x));
+}
+
+// lo and hi rounded to T (to nearest even), packed low first: the register of a tensor-core fragment.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_rounded(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__half>(float lo, float hi) {
+  const __half2 pair = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+template <>
+__device__ __forceinline__ uint32_t pack_rounded<__nv_bfloat16>(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&pair);
+}
+
+// The two T elements of a fragment register, low first, as float32 (exact).
+template <typename T>
+__device__ __forceinline__ float2 unpack_floats(uint32_t word);
+template <>
+__device__ __forceinline__ float2 unpack_floats<__half>(uint32_t word) {
+  return __half22float2(*reinterpret_cast<const __half2 *>(&word));
+}
+template <>
+__device__ __forceinline__ float2 unpack_floats<__nv_bfloat16>(uint32_t word) {
+  return make_float2(__uint_as_float(word << 16), __uint_as_float(word & 0xFFFF0000u));
 }
 
 template <typename T>

@@ -83,7 +83,7 @@ extern "C" {
 
 /* Version of this header. The ABI version changes whenever a struct layout or a signature changes. */
 #define DFSS_VERSION_MAJOR 0
-#define DFSS_VERSION_MINOR 2
+#define DFSS_VERSION_MINOR 3
 #define DFSS_VERSION_PATCH 0
 #define DFSS_ABI_VERSION 2
 
@@ -231,6 +231,26 @@ DFSS_API dfss_status dfss_compressed_softmax(const dfss_attention_desc *desc, co
  * dense). Uses desc's v and out strides; v is read at keys below Nk_b only (slots past it add nothing). */
 DFSS_API dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *probs, const uint32_t *metadata,
                                const void *v, void *out);
+
+/* ----- the staged pipeline in one call -------------------------------------------------------------------
+ * The three staged steps with the softmax folded into its neighbours: sddmm_prune's epilogue also keeps each
+ * row's maximum, and spmm takes p = exp(s - max) as it loads the compressed scores, rounds it to the dtype for
+ * the product, sums it, and divides by the sum at the end (step 5's flash-style rounding). The compressed scores
+ * cross memory twice instead of four times. Semantics and outputs are dfss_attention_forward's: out, and lse when
+ * not NULL. float32 calls (no tensor-core softmax fold) and calls the tensor-core kernels do not take run the three
+ * steps as dfss_sddmm_prune, dfss_compressed_softmax and dfss_spmm do, in the workspace.
+ */
+
+/* Bytes of device workspace that dfss_attention_staged needs for desc (always > 0): the compressed values and
+ * metadata, and a float32 per row. It depends only on the descriptor's sizes, dtype and pattern. Needs no device. */
+DFSS_API dfss_status dfss_attention_staged_workspace_size(const dfss_attention_desc *desc, uint64_t *bytes);
+
+/* Staged forward attention: out = DFSS-attention(q, k, v), lse may be NULL. workspace: device memory of
+ * workspace_bytes >= dfss_attention_staged_workspace_size(desc) bytes, 16-byte aligned, used only during the
+ * call's work on desc->stream; it must not overlap any input or output. */
+DFSS_API dfss_status dfss_attention_staged(const dfss_attention_desc *desc, const void *q, const void *k,
+                                           const void *v, void *out, float *lse, void *workspace,
+                                           uint64_t workspace_bytes);
 
 /* ----- backward ------------------------------------------------------------------------------------------
  * Gradients of the fused forward attention for training. The N:M selection is a constant of the forward pass:

@@ -7,7 +7,6 @@
 using dfss::api_call;
 using dfss::AttentionCall;
 using dfss::AttentionShape;
-using dfss::fail;
 using dfss::Presence;
 
 namespace {
@@ -16,33 +15,15 @@ constexpr size_t kElementAlignment = 0;     // one element of desc->dtype
 constexpr size_t kWordAlignment = 4;        // float32 lse
 constexpr size_t kWorkspaceAlignment = 16;  // the widest element the kernels carve from it
 
-constexpr const char *kWorkspaceSizeFunction = "dfss_attention_backward_workspace_size";
-
-// The workspace a call of this shape needs; refused for sizes beyond 64 bits (far beyond any memory).
-dfss_status workspace_bytes_of(const AttentionShape &shape, uint64_t *bytes) {
-  *bytes = dfss::attention_backward_workspace_bytes(shape);
-  if (*bytes == UINT64_MAX) {
-    return fail(DFSS_ERROR_INVALID_ARGUMENT,
-                "desc: expected a problem whose backward workspace fits in 2^64 - 1 bytes (B * Hq * Nq = %lld rows)",
-                static_cast<long long>(shape.rows()));
-  }
-  return DFSS_SUCCESS;
-}
+const dfss::WorkspaceNeed kWorkspace{dfss::attention_backward_workspace_bytes, "backward",
+                                     "dfss_attention_backward_workspace_size"};
 
 }  // namespace
 
 extern "C" {
 
 DFSS_API dfss_status dfss_attention_backward_workspace_size(const dfss_attention_desc *desc, uint64_t *bytes) {
-  return api_call(kWorkspaceSizeFunction, [&] {
-    AttentionShape shape;
-    DFSS_RETURN_IF_ERROR(dfss::validate_attention_desc(desc, dfss::kBackwardWorkspaceSizeUses, &shape));
-    if (bytes == nullptr) return fail(DFSS_ERROR_INVALID_ARGUMENT, "bytes: expected a pointer to a uint64_t, got NULL");
-    uint64_t needed = 0;
-    DFSS_RETURN_IF_ERROR(workspace_bytes_of(shape, &needed));
-    *bytes = needed;
-    return DFSS_SUCCESS;
-  });
+  return api_call(kWorkspace.size_function, [&] { return dfss::report_workspace_size(desc, kWorkspace, bytes); });
 }
 
 DFSS_API dfss_status dfss_attention_backward(const dfss_attention_desc *desc, const dfss_backward_strides *strides,
@@ -53,9 +34,7 @@ DFSS_API dfss_status dfss_attention_backward(const dfss_attention_desc *desc, co
     dfss::BackwardArguments arguments{q, k, v, out, dout, lse, dq, dk, dv, {}, workspace};
     const dfss::ShapeChecks backward_checks = [&](const AttentionShape &shape) {
       DFSS_RETURN_IF_ERROR(dfss::validate_backward_strides(desc, strides, shape, &arguments.strides));
-      uint64_t needed = 0;
-      DFSS_RETURN_IF_ERROR(workspace_bytes_of(shape, &needed));
-      return dfss::check_workspace_bytes(workspace_bytes, needed, kWorkspaceSizeFunction);
+      return dfss::check_workspace_bytes(shape, workspace_bytes, kWorkspace);
     };
     AttentionCall call;
     DFSS_RETURN_IF_ERROR(dfss::validate_attention_call(

@@ -16,6 +16,9 @@
 // accumulators have the m16n8k16 layout, so the same key permutation and epilogue serve it; Q stays in a third tile
 // (split on its way into registers at each step) instead of living in registers.
 //
+// RowMax = true (16-bit only) is dfss_attention_staged's first kernel: it also writes each row's maximum kept score
+// to row_max [B, Hq, Nq] (-inf for a row with none finite), for spmm to take the softmax on load.
+//
 // Instantiated per (dtype, head dim) by sddmm_prune_tensor_core_<dtype>_d<D>.cu.
 #pragma once
 
@@ -24,6 +27,7 @@
 
 #include "attention_shape.h"
 #include "dtype.cuh"
+#include "fast_math.cuh"
 #include "key_permutation.h"
 #include "launch.h"
 #include "layout.h"
@@ -60,13 +64,14 @@ DFSS_HOST_DEVICE constexpr size_t sddmm_shared_bytes(int head_dim) {
 // Every device of compute capability 8.x and 9.0 grants a block 99 KiB of shared memory (sm_86 and sm_89 no more).
 static_assert(sddmm_shared_bytes<float>(128) <= 99 * 1024, "float32 tiles of D = 128 within every sm_80+ device's limit");
 
-template <typename T, int HeadDim, int Pattern>
+template <typename T, int HeadDim, int Pattern, bool RowMax>
 __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T)))
     sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
-                                   const int32_t *seqlens_k, T *values, uint32_t *metadata) {
+                                   const int32_t *seqlens_k, T *values, uint32_t *metadata, float *row_max) {
 #if DFSS_MMA_AVAILABLE
   static_assert(HeadDim % 16 == 0, "head dims of whole k16 steps");
   constexpr bool kFloat32 = sizeof(T) == 4;
+  static_assert(!(RowMax && kFloat32), "the folded softmax is 16-bit only");
   constexpr int kStride = sddmm_tile_stride<T>(HeadDim);
   constexpr int kPiece = 16 / sizeof(T);       // elements of a 16-byte piece
   constexpr int kPieces = HeadDim / kPiece;    // 16-byte pieces of a row
@@ -164,6 +169,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
   const float scale = shape.scale;
   // Metadata words of the tiles since the last flush, 4 a lane (see the end of the key loop).
   uint32_t pending_words[4] = {0u, 0u, 0u, 0u};
+  // RowMax: the largest kept score of each row among this lane's slots.
+  float lane_max[2] = {-INFINITY, -INFINITY};
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     float acc[8][4];
 #pragma unroll
@@ -247,6 +254,7 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       }
     };
     const auto keep_pair = [&](int r, int u, const float (&pair)[kRun]) {
+      if constexpr (RowMax) lane_max[r] = fmaxf(lane_max[r], fmaxf(pair[0], pair[1]));
       if constexpr (kFloat32) {
         store(r, u, pair);
       } else {
@@ -261,6 +269,9 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
 #pragma unroll
         for (int c = 0; c < 4; ++c) scores[c] = acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
         if constexpr (Pattern == DFSS_PATTERN_DENSE) {
+          if constexpr (RowMax) {
+            lane_max[r] = fmaxf(lane_max[r], fmaxf(fmaxf(scores[0], scores[1]), fmaxf(scores[2], scores[3])));
+          }
           store(r, u, scores);
         } else if constexpr (Pattern == DFSS_PATTERN_1_2) {
           // Groups (key 16u + 4a, +1) and (+2, +3) of the tile: its groups 8u + 2a and + 1, bits 8u + 2a (+1) of the
@@ -323,8 +334,15 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       }
     }
   }
+  if constexpr (RowMax) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float max = quad_max(lane_max[r]);
+      if (quad_lane == 0 && row_inside[r]) row_max[head_row * shape.seq_q + first_row + warp * 16 + lane / 4 + 8 * r] = max;
+    }
+  }
 #else
-  (void)shape, (void)q, (void)k, (void)seqlens_q, (void)seqlens_k, (void)values, (void)metadata;
+  (void)shape, (void)q, (void)k, (void)seqlens_q, (void)seqlens_k, (void)values, (void)metadata, (void)row_max;
 #endif
 }
 
@@ -332,26 +350,38 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
 
 template <dfss_dtype Dtype, int HeadDim>
 dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
-                                           uint32_t *metadata) {
+                                           uint32_t *metadata, float *row_max) {
   using T = typename staged::ElementOf<Dtype>::type;
   StreamWorkspace workspace(call.stream);
   const int32_t *seqlens_q = nullptr;
   const int32_t *seqlens_k = nullptr;
   DFSS_RETURN_IF_ERROR(workspace.allocate_lengths(call.seqlens_q, call.seqlens_k, &seqlens_q, &seqlens_k));
 
-  auto kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE>;
-  if (call.shape.layout.m == 2) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2>;
+  auto kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE, false>;
+  if (call.shape.layout.m == 2) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2, false>;
   if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
-    if (call.shape.layout.m == 4) return DFSS_ERROR_INTERNAL;  // no float32 2:4 (staged_tensor_core.cpp declines it)
+    // No float32 2:4 and no float32 row maxima (staged_tensor_core.cpp declines both).
+    if (call.shape.layout.m == 4 || row_max != nullptr) return DFSS_ERROR_INTERNAL;
   } else {
-    if (call.shape.layout.m == 4) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4>;
+    const bool with_max = row_max != nullptr;
+    switch (call.shape.layout.m) {
+      case 2:
+        if (with_max) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_1_2, true>;
+        break;
+      case 4:
+        kernel = with_max ? staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4, true>
+                          : staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_2_4, false>;
+        break;
+      default:
+        if (with_max) kernel = staged::sddmm_prune_tensor_core_kernel<T, HeadDim, DFSS_PATTERN_DENSE, true>;
+    }
   }
   constexpr size_t shared_bytes = staged::sddmm_shared_bytes<T>(HeadDim);
   DFSS_RETURN_IF_ERROR(allow_shared_memory(reinterpret_cast<const void *>(kernel), shared_bytes));
   clear_stale_cuda_error();
   kernel<<<static_cast<unsigned>(staged_grid_blocks(call.shape)), staged::kThreads, shared_bytes, call.stream>>>(
       call.shape, static_cast<const T *>(q), static_cast<const T *>(k), seqlens_q, seqlens_k, static_cast<T *>(values),
-      metadata);
+      metadata, row_max);
   return check_launch("sddmm_prune_tensor_core_kernel");
 }
 

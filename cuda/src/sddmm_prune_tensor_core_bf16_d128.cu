@@ -3,5 +3,5 @@
 
 namespace dfss {
 template dfss_status launch_sddmm_prune_tensor_core<DFSS_DTYPE_BFLOAT16, 128>(
-    const AttentionCall &, const void *, const void *, void *, uint32_t *);
+    const AttentionCall &, const void *, const void *, void *, uint32_t *, float *);
 }  // namespace dfss

@@ -4,5 +4,5 @@
 
 namespace dfss {
 template dfss_status launch_sddmm_prune_tensor_core<DFSS_DTYPE_FLOAT32, 64>(
-    const AttentionCall &, const void *, const void *, void *, uint32_t *);
+    const AttentionCall &, const void *, const void *, void *, uint32_t *, float *);
 }  // namespace dfss

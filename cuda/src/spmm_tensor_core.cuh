@@ -9,6 +9,11 @@
 // fragments from global memory in 16-byte runs that a quad transpose deals out (staged_io.cuh), metadata straight
 // into registers.
 //
+// Scores = true is dfss_attention_staged's second kernel, the softmax folded in: the compressed rows hold the scores of
+// sddmm_prune, and row_max each row's maximum (sddmm_prune's, with RowMax). Each A pair becomes p = exp(s - max) as it
+// is dealt out, rounded to the dtype for the product and summed in float32 per row; out = O / sum and lse = max +
+// log(sum) at the end, as the fused forward does (dfss.h step 5). Slots past a row's end read as -inf (p = 0).
+//
 // float32 1:2 runs on mma.sp::ordered_metadata m16n8k16 .tf32 in float32 accuracy (3xTF32, mma_tf32.cuh: three
 // mma.sp per product on the tf32 split p = big + small, v = big + small), so the output keeps the float32 semantics of
 // dfss.h: a 1:2 row is the sparse A operand as it is (slot c: the kept key of pair c), and the metadata stream (one
@@ -21,9 +26,13 @@
 // Instantiated per (dtype, head dim) by spmm_tensor_core_<dtype>_d<D>.cu.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention_shape.h"
+#include "dtype.cuh"
+#include "fast_math.cuh"
 #include "launch.h"
 #include "layout.h"
 #include "mask.h"
@@ -54,10 +63,21 @@ __device__ __forceinline__ uint32_t sparse_metadata_word(const uint32_t *metadat
   }
 }
 
-template <typename T, int HeadDimV, int Pattern>
+// The folded softmax on one fragment register of scores: p = exp(s - max) of its two scores (max_log2e = max log2(e),
+// 0 for a row with no finite score), added to the row's sum, rounded to T.
+template <typename T>
+__device__ __forceinline__ uint32_t exponentials_of(uint32_t scores, float max_log2e, float &row_sum) {
+  const float2 s = unpack_floats<T>(scores);
+  const float lo = exp_below(s.x, max_log2e);
+  const float hi = exp_below(s.y, max_log2e);
+  row_sum += lo + hi;
+  return pack_rounded<T>(lo, hi);
+}
+
+template <typename T, int HeadDimV, int Pattern, bool Scores>
 __global__ void __launch_bounds__(kThreads)
     spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v,
-                            const int32_t *seqlens_k, T *out) {
+                            const int32_t *seqlens_k, T *out, const float *row_max, float *lse) {
 #if DFSS_MMA_AVAILABLE
   static_assert(HeadDimV % 16 == 0, "head dims of whole pairs of n8 tiles");
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
@@ -81,6 +101,10 @@ __global__ void __launch_bounds__(kThreads)
   int64_t row[2];
   const T *probs_row[2];
   const uint32_t *metadata_row[2];
+  // Scores: each row's maximum, times log2 e (0 for a row with no finite score), and its running sum of p.
+  float max[2] = {-INFINITY, -INFINITY};
+  float max_log2e[2] = {0.0f, 0.0f};
+  float row_sum[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     row[r] = first_row + warp * 16 + lane / 4 + 8 * r;
@@ -88,7 +112,13 @@ __global__ void __launch_bounds__(kThreads)
     const bool inside = row[r] < shape.seq_q;
     probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
     metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
+    if constexpr (Scores) {
+      max[r] = inside ? row_max[input_row] : -INFINITY;
+      max_log2e[r] = max[r] == -INFINITY ? 0.0f : max[r] * kLog2e;
+    }
   }
+  // Scores: slots past a row's end are -inf, p = 0 (probabilities: 0).
+  constexpr uint16_t kFillBits = !Scores ? 0 : std::is_same<T, __half>::value ? 0xFC00u : 0xFF80u;
 
   const auto load_value_chunk = [&](int64_t chunk, T *target) {
     for (int piece = static_cast<int>(threadIdx.x); piece < kTileKeys * kPieces; piece += kThreads) {
@@ -131,7 +161,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int block = 0; block < kBlocks; ++block) {
         const int offset = kSparse ? 8 * quad_lane : 16 * quad_lane + 8 * block;
-        load_packed_run(probs_row[r], chunk_slot + offset, values_per_row, runs[r][block]);
+        load_packed_run(probs_row[r], chunk_slot + offset, values_per_row, runs[r][block], kFillBits);
       }
     }
     uint32_t sparse_metadata[kSteps];
@@ -157,10 +187,12 @@ __global__ void __launch_bounds__(kThreads)
         transpose_quad(runs[r][block], quad_lane);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
+          uint32_t word = runs[r][block][j];
+          if constexpr (Scores) word = exponentials_of<T>(word, max_log2e[r], row_sum[r]);
           if constexpr (kSparse) {
-            a[j / 2][2 * (j % 2) + r] = runs[r][block][j];
+            a[j / 2][2 * (j % 2) + r] = word;
           } else {
-            a[j][2 * block + r] = runs[r][block][j];
+            a[j][2 * block + r] = word;
           }
         }
       }
@@ -195,16 +227,26 @@ __global__ void __launch_bounds__(kThreads)
   T *out_head = out + batch * shape.out.batch + head_q * shape.out.head;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
+    // Scores: out = O / sum, lse = max + log(sum); zeros and -inf for a row with no finite score (sum 0).
+    float inverse = 1.0f;
+    if constexpr (Scores) {
+      row_sum[r] = quad_sum(row_sum[r]);
+      inverse = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;
+    }
     if (row[r] >= shape.seq_q) continue;
     T *out_row = out_head + row[r] * shape.out.row;
 #pragma unroll
     for (int n = 0; n < kPieces; ++n) {
-      const float pair[2] = {acc[n][2 * r], acc[n][2 * r + 1]};
+      const float pair[2] = {acc[n][2 * r] * inverse, acc[n][2 * r + 1] * inverse};
       store_run<T, 2>(out_row, 8 * n + 2 * quad_lane, HeadDimV, pair);
+    }
+    if (Scores && lse != nullptr && quad_lane == 0) {
+      lse[head_row * shape.seq_q + row[r]] =
+          row_sum[r] > 0.0f ? max[r] + logf(row_sum[r]) : -INFINITY;
     }
   }
 #else
-  (void)shape, (void)probs, (void)metadata, (void)v, (void)out;
+  (void)shape, (void)probs, (void)metadata, (void)v, (void)out, (void)row_max, (void)lse;
 #endif
 }
 
@@ -370,15 +412,15 @@ __global__ void __launch_bounds__(kThreads)
 
 template <dfss_dtype Dtype, int HeadDimV>
 dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
-                                    const void *v, void *out) {
+                                    const void *v, void *out, const float *row_max, float *lse) {
   const unsigned blocks = static_cast<unsigned>(staged_grid_blocks(call.shape));
   StreamWorkspace workspace(call.stream);
   const int32_t *seqlens_q = nullptr;  // not needed
   const int32_t *seqlens_k = nullptr;
   DFSS_RETURN_IF_ERROR(workspace.allocate_lengths({}, call.seqlens_k, &seqlens_q, &seqlens_k));
   if constexpr (Dtype == DFSS_DTYPE_FLOAT32) {
-    // float32: patterns dense and 1:2 (staged_tensor_core.cpp declines 2:4).
-    if (call.shape.layout.m == 4) return DFSS_ERROR_INTERNAL;
+    // float32: patterns dense and 1:2 (staged_tensor_core.cpp declines 2:4), probabilities only.
+    if (call.shape.layout.m == 4 || row_max != nullptr) return DFSS_ERROR_INTERNAL;
     const auto kernel = call.shape.layout.m == 2 ? staged::spmm_tf32_kernel<HeadDimV, DFSS_PATTERN_1_2>
                                                  : staged::spmm_tf32_kernel<HeadDimV, DFSS_PATTERN_DENSE>;
     clear_stale_cuda_error();
@@ -388,16 +430,24 @@ dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs
     return check_launch("spmm_tf32_kernel");
   } else {
     using T = typename staged::ElementOf<Dtype>::type;
+    const bool scores = row_max != nullptr;
     const auto kernel = [&] {
       switch (call.shape.layout.m) {
-        case 2: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2>;
-        case 4: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4>;
-        default: return staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE>;
+        case 2:
+          return scores ? staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2, true>
+                        : staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_1_2, false>;
+        case 4:
+          return scores ? staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4, true>
+                        : staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_2_4, false>;
+        default:
+          return scores ? staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE, true>
+                        : staged::spmm_tensor_core_kernel<T, HeadDimV, DFSS_PATTERN_DENSE, false>;
       }
     }();
     clear_stale_cuda_error();
     kernel<<<blocks, staged::kThreads, 0, call.stream>>>(call.shape, static_cast<const T *>(probs), metadata,
-                                                         static_cast<const T *>(v), seqlens_k, static_cast<T *>(out));
+                                                         static_cast<const T *>(v), seqlens_k, static_cast<T *>(out),
+                                                         row_max, lse);
     return check_launch("spmm_tensor_core_kernel");
   }
 }

@@ -3,5 +3,5 @@
 
 namespace dfss {
 template dfss_status launch_spmm_tensor_core<DFSS_DTYPE_FLOAT16, 16>(
-    const AttentionCall &, const void *, const uint32_t *, const void *, void *);
+    const AttentionCall &, const void *, const uint32_t *, const void *, void *, const float *, float *);
 }  // namespace dfss

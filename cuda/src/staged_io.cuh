@@ -126,13 +126,14 @@ __device__ __forceinline__ void transpose_quad(uint32_t (&words)[4], int quad_la
 }
 
 // Elements slot .. slot + 7 of a row of `limit` 16-bit elements as 4 words (low element first); elements past the
-// end, and every element of a row that does not exist (row == nullptr), read as 0. One 16-byte load where the run is
-// whole and aligned.
+// end, and every element of a row that does not exist (row == nullptr), read as the bits `fill` (0: the value 0).
+// One 16-byte load where the run is whole and aligned.
 template <typename T>
-__device__ __forceinline__ void load_packed_run(const T *row, int64_t slot, int64_t limit, uint32_t (&words)[4]) {
+__device__ __forceinline__ void load_packed_run(const T *row, int64_t slot, int64_t limit, uint32_t (&words)[4],
+                                                uint16_t fill = 0) {
   static_assert(sizeof(T) == 2, "16-bit elements");
   if (row == nullptr) {
-    words[0] = words[1] = words[2] = words[3] = 0u;
+    words[0] = words[1] = words[2] = words[3] = pack_bits(fill, fill);
     return;
   }
   const T *source = row + slot;
@@ -142,8 +143,8 @@ __device__ __forceinline__ void load_packed_run(const T *row, int64_t slot, int6
     return;
   }
   for (int w = 0; w < 4; ++w) {
-    const uint16_t low = slot + 2 * w < limit ? bits_of(source[2 * w]) : uint16_t{0};
-    const uint16_t high = slot + 2 * w + 1 < limit ? bits_of(source[2 * w + 1]) : uint16_t{0};
+    const uint16_t low = slot + 2 * w < limit ? bits_of(source[2 * w]) : fill;
+    const uint16_t high = slot + 2 * w + 1 < limit ? bits_of(source[2 * w + 1]) : fill;
     words[w] = pack_bits(low, high);
   }
 }

@@ -5,13 +5,15 @@
 // later, with a head dim of kStagedHeadDims and 16-byte aligned rows of q and k (v); under the same conditions they
 // take float32 calls of pattern dense and 1:2 on tf32 tensor cores in float32 accuracy (3xTF32,
 // sddmm_prune_tensor_core.cuh, spmm_tensor_core.cuh; spmm 1:2 on the sparse ones).
-// compressed_softmax takes every call on every device (it uses no tensor cores).
+// compressed_softmax takes every call on every device (it uses no tensor cores). dfss_attention_staged's folded
+// pipeline takes the float16 / bfloat16 calls that both sddmm_prune and spmm take.
 #include <cuda_runtime_api.h>
 
 #include <atomic>
 #include <climits>
 #include <cstdint>
 
+#include "attention_staged.h"
 #include "staged_fragments.h"
 #include "staged_tensor_core.h"
 #include "tensor_core_kernels.h"
@@ -104,8 +106,9 @@ dfss_status dispatch_instantiation(dfss_dtype dtype, int64_t head_dim, Args &&..
 template <dfss_dtype Dtype, int HeadDim>
 struct SddmmPruneLaunch {
   static constexpr bool kFloat32 = true;  // patterns dense and 1:2
-  static dfss_status run(const AttentionCall &call, const void *q, const void *k, void *values, uint32_t *metadata) {
-    return launch_sddmm_prune_tensor_core<Dtype, HeadDim>(call, q, k, values, metadata);
+  static dfss_status run(const AttentionCall &call, const void *q, const void *k, void *values, uint32_t *metadata,
+                         float *row_max) {
+    return launch_sddmm_prune_tensor_core<Dtype, HeadDim>(call, q, k, values, metadata, row_max);
   }
 };
 
@@ -113,8 +116,8 @@ template <dfss_dtype Dtype, int HeadDimV>
 struct SpmmLaunch {
   static constexpr bool kFloat32 = true;  // patterns dense and 1:2
   static dfss_status run(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
-                         void *out) {
-    return launch_spmm_tensor_core<Dtype, HeadDimV>(call, probs, metadata, v, out);
+                         void *out, const float *row_max, float *lse) {
+    return launch_spmm_tensor_core<Dtype, HeadDimV>(call, probs, metadata, v, out, row_max, lse);
   }
 };
 
@@ -125,14 +128,31 @@ int64_t staged_grid_blocks(const AttentionShape &shape) {
   return row_tiles * shape.batch * shape.heads_q;
 }
 
-bool sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
-                             uint32_t *metadata, dfss_status *status) {
+namespace {
+
+bool takes_sddmm_prune(const AttentionCall &call, const void *q, const void *k) {
   const AttentionShape &shape = call.shape;
   const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
   if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim)) return false;
   if (!rows_of_16_bytes(q, shape.q, shape.dtype) || !rows_of_16_bytes(k, shape.k, shape.dtype)) return false;
-  if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
-  *status = dispatch_instantiation<SddmmPruneLaunch>(shape.dtype, shape.head_dim, call, q, k, values, metadata);
+  return staged_grid_blocks(shape) <= INT_MAX && has_tensor_core_kernels();
+}
+
+bool takes_spmm(const AttentionCall &call, const void *v) {
+  const AttentionShape &shape = call.shape;
+  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
+  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim_v)) return false;
+  if (!rows_of_16_bytes(v, shape.v, shape.dtype)) return false;
+  return staged_grid_blocks(shape) <= INT_MAX && has_tensor_core_kernels();
+}
+
+}  // namespace
+
+bool sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
+                             uint32_t *metadata, dfss_status *status) {
+  if (!takes_sddmm_prune(call, q, k)) return false;
+  *status = dispatch_instantiation<SddmmPruneLaunch>(call.shape.dtype, call.shape.head_dim, call, q, k, values,
+                                                     metadata, static_cast<float *>(nullptr));
   return true;
 }
 
@@ -146,12 +166,21 @@ bool compressed_softmax_tensor_core(const AttentionCall &call, const void *value
 
 bool spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata, const void *v,
                       void *out, dfss_status *status) {
-  const AttentionShape &shape = call.shape;
-  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
-  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim_v)) return false;
-  if (!rows_of_16_bytes(v, shape.v, shape.dtype)) return false;
-  if (staged_grid_blocks(shape) > INT_MAX || !has_tensor_core_kernels()) return false;
-  *status = dispatch_instantiation<SpmmLaunch>(shape.dtype, shape.head_dim_v, call, probs, metadata, v, out);
+  if (!takes_spmm(call, v)) return false;
+  *status = dispatch_instantiation<SpmmLaunch>(call.shape.dtype, call.shape.head_dim_v, call, probs, metadata, v, out,
+                                               static_cast<const float *>(nullptr), static_cast<float *>(nullptr));
+  return true;
+}
+
+bool attention_staged_tensor_core(const AttentionCall &call, const void *q, const void *k, const void *v, void *out,
+                                  float *lse, const StagedWorkspace &workspace, dfss_status *status) {
+  if (!is_16_bit(call.shape.dtype) || !takes_sddmm_prune(call, q, k) || !takes_spmm(call, v)) return false;
+  *status = dispatch_instantiation<SddmmPruneLaunch>(call.shape.dtype, call.shape.head_dim, call, q, k,
+                                                     workspace.values, workspace.metadata, workspace.row_max);
+  if (*status != DFSS_SUCCESS) return true;
+  *status = dispatch_instantiation<SpmmLaunch>(call.shape.dtype, call.shape.head_dim_v, call,
+                                               static_cast<const void *>(workspace.values), workspace.metadata, v, out,
+                                               static_cast<const float *>(workspace.row_max), lse);
   return true;
 }
 

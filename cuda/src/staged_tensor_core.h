@@ -16,14 +16,16 @@ constexpr int kStagedHeadDims[] = {16, 32, 64, 96, 128};
 // Each launches on call.stream and returns the launch status. Preconditions (checked by the caller): a device of
 // compute capability 8.0 or later; dtype float16 or bfloat16, or float32 with pattern dense or 1:2; q / k (v) base
 // pointers 16-byte aligned and their batch, head and row strides multiples of 8 elements (4 for float32); at most
-// INT32_MAX thread blocks (staged_grid_blocks).
+// INT32_MAX thread blocks (staged_grid_blocks). row_max and lse (the folded softmax of dfss_attention_staged,
+// 16-bit only): with row_max not NULL, sddmm_prune also writes each row's maximum there, and spmm reads scores instead
+// of probabilities, their rows' maxima from row_max, and writes lse (if not NULL).
 template <dfss_dtype Dtype, int HeadDim>
 dfss_status launch_sddmm_prune_tensor_core(const AttentionCall &call, const void *q, const void *k, void *values,
-                                           uint32_t *metadata);
+                                           uint32_t *metadata, float *row_max);
 
 template <dfss_dtype Dtype, int HeadDimV>
 dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
-                                    const void *v, void *out);
+                                    const void *v, void *out, const float *row_max, float *lse);
 
 // Thread blocks of the sddmm_prune and spmm grids: one per 64 query rows of each (batch, query head).
 int64_t staged_grid_blocks(const AttentionShape &shape);

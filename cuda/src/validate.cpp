@@ -267,10 +267,32 @@ dfss_status validate_backward_strides(const dfss_attention_desc *desc, const dfs
   return DFSS_SUCCESS;
 }
 
-dfss_status check_workspace_bytes(uint64_t workspace_bytes, uint64_t needed, const char *size_function) {
+dfss_status workspace_bytes_of(const AttentionShape &shape, const WorkspaceNeed &need, uint64_t *bytes) {
+  *bytes = need.bytes_of(shape);
+  if (*bytes == UINT64_MAX) {
+    return fail(DFSS_ERROR_INVALID_ARGUMENT,
+                "desc: expected a problem whose %s workspace fits in 2^64 - 1 bytes (B * Hq * Nq = %lld rows)",
+                need.kind, static_cast<ll>(shape.rows()));
+  }
+  return DFSS_SUCCESS;
+}
+
+dfss_status report_workspace_size(const dfss_attention_desc *desc, const WorkspaceNeed &need, uint64_t *bytes) {
+  AttentionShape shape;
+  DFSS_RETURN_IF_ERROR(validate_attention_desc(desc, kWorkspaceSizeUses, &shape));
+  if (bytes == nullptr) return fail(DFSS_ERROR_INVALID_ARGUMENT, "bytes: expected a pointer to a uint64_t, got NULL");
+  uint64_t needed = 0;
+  DFSS_RETURN_IF_ERROR(workspace_bytes_of(shape, need, &needed));
+  *bytes = needed;
+  return DFSS_SUCCESS;
+}
+
+dfss_status check_workspace_bytes(const AttentionShape &shape, uint64_t workspace_bytes, const WorkspaceNeed &need) {
+  uint64_t needed = 0;
+  DFSS_RETURN_IF_ERROR(workspace_bytes_of(shape, need, &needed));
   if (workspace_bytes < needed) {
     return fail(DFSS_ERROR_INVALID_ARGUMENT, "workspace_bytes: expected at least %llu (%s), got %llu",
-                static_cast<unsigned long long>(needed), size_function,
+                static_cast<unsigned long long>(needed), need.size_function,
                 static_cast<unsigned long long>(workspace_bytes));
   }
   return DFSS_SUCCESS;

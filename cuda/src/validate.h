@@ -28,7 +28,8 @@ inline constexpr EntryPointUses kSddmmPruneUses{true, true, false, false, true};
 inline constexpr EntryPointUses kCompressedSoftmaxUses{false, false, false, false, false};
 inline constexpr EntryPointUses kSpmmUses{false, false, true, true, true};
 inline constexpr EntryPointUses kAttentionBackwardUses{true, true, true, true, true};
-inline constexpr EntryPointUses kBackwardWorkspaceSizeUses{false, false, false, false, false};
+inline constexpr EntryPointUses kAttentionStagedUses{true, true, true, true, true};
+inline constexpr EntryPointUses kWorkspaceSizeUses{false, false, false, false, false};
 
 // When a pointer argument may be NULL.
 enum class Presence { required, optional, required_unless_dense };
@@ -65,8 +66,23 @@ dfss_status validate_attention_desc(const dfss_attention_desc *desc, EntryPointU
 dfss_status validate_backward_strides(const dfss_attention_desc *desc, const dfss_backward_strides *strides,
                                       const AttentionShape &shape, BackwardStrides *result);
 
-// workspace_bytes >= needed; the message names size_function, which tells the caller the size.
-dfss_status check_workspace_bytes(uint64_t workspace_bytes, uint64_t needed, const char *size_function);
+// The workspace of an entry point: its size for a validated shape (UINT64_MAX where it would not fit in 64 bits),
+// what kind of workspace it is in messages ("backward", "staged"), and the function that tells a caller the size.
+struct WorkspaceNeed {
+  uint64_t (*bytes_of)(const AttentionShape &shape);
+  const char *kind;
+  const char *size_function;
+};
+
+// *bytes = need.bytes_of(shape), refused (naming desc) where that does not fit in 64 bits.
+dfss_status workspace_bytes_of(const AttentionShape &shape, const WorkspaceNeed &need, uint64_t *bytes);
+
+// The body of a workspace-size entry point: validates desc, then reports the size in *bytes (checked for NULL).
+dfss_status report_workspace_size(const dfss_attention_desc *desc, const WorkspaceNeed &need, uint64_t *bytes);
+
+// workspace_bytes >= the size of need for shape; the message names need.size_function, which tells the caller the
+// size.
+dfss_status check_workspace_bytes(const AttentionShape &shape, uint64_t workspace_bytes, const WorkspaceNeed &need);
 
 // Checks everything an attention entry point is given, in this order, so that a bad call fails the same way on
 // machines with and without a GPU wherever the check needs no device:

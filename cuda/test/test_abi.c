@@ -5,8 +5,8 @@
  * row sizes, that invalid descriptors and arguments are refused with a message naming the field, and that
  * device functions answer DFSS_ERROR_NO_DEVICE where dfss_device_count finds no device.
  * Where a GPU exists: device queries, memory and streams, refusal of host pointers, and dense attention in
- * float32 and float16 (grouped-query heads, causal, per-batch lengths, log-sum-exp) and its backward against a
- * naive double-precision computation, with every output poisoned first.
+ * float32 and float16, fused and staged (grouped-query heads, causal, per-batch lengths, log-sum-exp), and its
+ * backward against a naive double-precision computation, with every output poisoned first.
  *
  * Prints one line per failed check, 'skipped: ...' lines for what cannot run here, and closes with
  * 'N passed, N failed'. Exits non-zero when a check failed.
@@ -166,6 +166,16 @@ static void check_backward_refused(const dfss_attention_desc *desc, dfss_status 
                want, message_part, "dfss_attention_backward", line);
 }
 
+/* dfss_attention_staged on made-up, aligned, distinct addresses with a large enough workspace size: it must
+ * refuse `desc` with `want` and `message_part`. */
+static void check_staged_refused(const dfss_attention_desc *desc, dfss_status want, const char *message_part,
+                                 int line) {
+  char *base = (char *)(uintptr_t)0x100000;
+  check_status(dfss_attention_staged(desc, base, base + 0x10000, base + 0x20000, base + 0x30000,
+                                     (float *)(base + 0x40000), base + 0x50000, UINT64_MAX),
+               want, message_part, "dfss_attention_staged", line);
+}
+
 /* Runs every entry point that takes a descriptor; each must refuse `desc` with `want` and `message_part`. */
 static void check_desc_refused(const dfss_attention_desc *desc, dfss_status want, const char *message_part, int line) {
   /* distinct, aligned, non-NULL addresses; validation rejects the descriptor before they are touched */
@@ -183,10 +193,13 @@ static void check_desc_refused(const dfss_attention_desc *desc, dfss_status want
   check_status(dfss_compressed_row_size(desc, &values_per_row, &words), want, message_part,
                "dfss_compressed_row_size", line);
   check_backward_refused(desc, want, message_part, line);
+  check_staged_refused(desc, want, message_part, line);
   {
     uint64_t bytes = 0;
     check_status(dfss_attention_backward_workspace_size(desc, &bytes), want, message_part,
                  "dfss_attention_backward_workspace_size", line);
+    check_status(dfss_attention_staged_workspace_size(desc, &bytes), want, message_part,
+                 "dfss_attention_staged_workspace_size", line);
   }
 }
 
@@ -196,6 +209,7 @@ static void check_forward_refused(const dfss_attention_desc *desc, const char *m
   check_status(dfss_attention_forward(desc, p, p, p, p, NULL), DFSS_ERROR_INVALID_ARGUMENT, message_part,
                "dfss_attention_forward", line);
   check_backward_refused(desc, DFSS_ERROR_INVALID_ARGUMENT, message_part, line);
+  check_staged_refused(desc, DFSS_ERROR_INVALID_ARGUMENT, message_part, line);
 }
 
 static void test_invalid_descriptors(void) {
@@ -274,6 +288,11 @@ static void test_invalid_descriptors(void) {
       CHECK_STATUS(dfss_compressed_row_size(&desc, &values, &words), DFSS_SUCCESS, "");
       CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_ERROR_INVALID_ARGUMENT,
                    "desc: expected a problem whose backward workspace fits in 2^64 - 1 bytes");
+      /* eight keys a row: compressed values of 2^62 bytes fit int64, but not the staged workspace's bound */
+      desc.seq_k = 8;
+      CHECK_STATUS(dfss_compressed_row_size(&desc, &values, &words), DFSS_SUCCESS, "");
+      CHECK_STATUS(dfss_attention_staged_workspace_size(&desc, &bytes), DFSS_ERROR_INVALID_ARGUMENT,
+                   "desc: expected a problem whose staged workspace fits in 2^64 - 1 bytes");
     }
   }
 
@@ -351,6 +370,33 @@ static void test_invalid_pointers(void) {
 
 /* ----- backward arguments: refused on the host where no device is needed --------------------------------- */
 
+/* A workspace size query (dfss_attention_backward_workspace_size, dfss_attention_staged_workspace_size) on desc:
+ * host only, > 0, the same whatever the masks and strides, larger with more query rows and then at least
+ * `row_bytes` a row. Returns the size for desc. */
+static uint64_t check_workspace_size_query(dfss_status (*size_query)(const dfss_attention_desc *, uint64_t *),
+                                           const char *name, const dfss_attention_desc *desc, uint64_t row_bytes,
+                                           int line) {
+  int32_t lengths[2] = {3, 100};
+  uint64_t bytes = 0, other_bytes = 0;
+  dfss_attention_desc other;
+  check_status(size_query(desc, NULL), DFSS_ERROR_INVALID_ARGUMENT, "bytes: expected a pointer to a uint64_t, got NULL",
+               name, line);
+  check_status(size_query(desc, &bytes), DFSS_SUCCESS, "", name, line);
+  check(bytes > 0, "the workspace size is > 0", line);
+  other = *desc;
+  other.causal = 1;
+  other.seqlens_k = lengths;
+  other.q_strides[3] = 7; /* strides are not read by the size query */
+  check_status(size_query(&other, &other_bytes), DFSS_SUCCESS, "", name, line);
+  check(other_bytes == bytes, "masks and strides leave the workspace size as it is", line);
+  other = *desc;
+  other.seq_q = 1000;
+  check_status(size_query(&other, &other_bytes), DFSS_SUCCESS, "", name, line);
+  check(other_bytes > bytes && other_bytes >= (uint64_t)(other.batch * other.heads_q * other.seq_q) * row_bytes,
+        "the workspace size grows with the query rows", line);
+  return bytes;
+}
+
 /* The strides of desc's tensors as a dfss_backward_strides (what NULL stands for). */
 static dfss_backward_strides strides_of(const dfss_attention_desc *desc) {
   dfss_backward_strides strides;
@@ -367,8 +413,7 @@ static void test_backward_arguments(void) {
   char *base = (char *)(uintptr_t)0x100000;
   void *t[10];
   const float *lse = (const float *)(base + 0x50000);
-  int32_t lengths[2] = {3, 100};
-  uint64_t bytes = 0, other_bytes = 0;
+  uint64_t bytes;
   int device_count = 0;
   const dfss_status device_status = dfss_device_count(&device_count);
   const dfss_status valid_call_status = device_status == DFSS_SUCCESS ? DFSS_ERROR_INVALID_ARGUMENT : device_status;
@@ -380,21 +425,9 @@ static void test_backward_arguments(void) {
 #define BACKWARD(d, s, q, k, v, out, dout, lse_, dq, dk, dv, ws, ws_bytes) \
   dfss_attention_backward((d), (s), (q), (k), (v), (out), (dout), (lse_), (dq), (dk), (dv), (ws), (ws_bytes))
 
-  /* the workspace size: host only, > 0, from the sizes alone */
-  CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, NULL), DFSS_ERROR_INVALID_ARGUMENT,
-               "bytes: expected a pointer to a uint64_t, got NULL");
-  CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_SUCCESS, "");
-  CHECK(bytes > 0);
-  other = desc;
-  other.causal = 1;
-  other.seqlens_k = lengths;
-  other.q_strides[3] = 7; /* strides are not read by the size query */
-  CHECK_STATUS(dfss_attention_backward_workspace_size(&other, &other_bytes), DFSS_SUCCESS, "");
-  CHECK(other_bytes == bytes);
-  other = desc;
-  other.seq_q = 1000; /* a float per query row at least */
-  CHECK_STATUS(dfss_attention_backward_workspace_size(&other, &other_bytes), DFSS_SUCCESS, "");
-  CHECK(other_bytes >= bytes + 4 * 2 * 4 * (1000 - 8));
+  /* the workspace size: a float per query row at least */
+  bytes = check_workspace_size_query(dfss_attention_backward_workspace_size, "dfss_attention_backward_workspace_size",
+                                     &desc, 4, __LINE__);
 
   /* every pointer is required and aligned to its element */
   CHECK_STATUS(BACKWARD(&desc, NULL, NULL, t[1], t[2], t[3], t[4], lse, t[6], t[7], t[8], t[9], bytes),
@@ -462,6 +495,60 @@ static void test_backward_arguments(void) {
 #undef BACKWARD
 }
 
+/* ----- staged attention arguments: refused on the host where no device is needed ------------------------- */
+
+static void test_staged_arguments(void) {
+  const dfss_attention_desc desc = make_desc(DFSS_DTYPE_FLOAT16, DFSS_PATTERN_2_4);
+  /* q, k, v, out, lse, workspace: distinct, aligned, made-up addresses */
+  char *base = (char *)(uintptr_t)0x100000;
+  void *t[6];
+  float *lse = (float *)(base + 0x40000);
+  uint64_t bytes, dense_bytes = 0;
+  int device_count = 0;
+  const dfss_status device_status = dfss_device_count(&device_count);
+  const dfss_status valid_call_status = device_status == DFSS_SUCCESS ? DFSS_ERROR_INVALID_ARGUMENT : device_status;
+  dfss_attention_desc other;
+  int i;
+  for (i = 0; i < 6; ++i) t[i] = base + 0x10000 * i;
+
+  /* the workspace size: per query row, C = 64 values of 2 bytes, W = 4 metadata words and a float at least */
+  bytes = check_workspace_size_query(dfss_attention_staged_workspace_size, "dfss_attention_staged_workspace_size",
+                                     &desc, 64 * 2 + 4 * 4 + 4, __LINE__);
+  other = desc;
+  other.pattern = DFSS_PATTERN_DENSE; /* every one of the 128 keys kept: a larger workspace */
+  CHECK_STATUS(dfss_attention_staged_workspace_size(&other, &dense_bytes), DFSS_SUCCESS, "");
+  CHECK(dense_bytes > bytes);
+
+  /* q, k, v, out and the workspace are required, lse is not; each aligned to its element */
+  CHECK_STATUS(dfss_attention_staged(&desc, NULL, t[1], t[2], t[3], lse, t[5], bytes), DFSS_ERROR_INVALID_ARGUMENT,
+               "q: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], NULL, t[2], t[3], lse, t[5], bytes), DFSS_ERROR_INVALID_ARGUMENT,
+               "k: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], NULL, t[3], lse, t[5], bytes), DFSS_ERROR_INVALID_ARGUMENT,
+               "v: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], NULL, lse, t[5], bytes), DFSS_ERROR_INVALID_ARGUMENT,
+               "out: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], lse, NULL, bytes), DFSS_ERROR_INVALID_ARGUMENT,
+               "workspace: expected a device pointer, got NULL");
+  CHECK_STATUS(dfss_attention_staged(&desc, base + 0x1, t[1], t[2], t[3], lse, t[5], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "q: expected an address that is a multiple of 2 bytes");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], (float *)(base + 0x40002), t[5], bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "lse: expected an address that is a multiple of 4 bytes");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], lse, base + 0x50008, bytes),
+               DFSS_ERROR_INVALID_ARGUMENT, "workspace: expected an address that is a multiple of 16 bytes");
+
+  /* the workspace must hold what the size query said */
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], lse, t[5], bytes - 1),
+               DFSS_ERROR_INVALID_ARGUMENT, "workspace_bytes: expected at least");
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], lse, t[5], 0), DFSS_ERROR_INVALID_ARGUMENT,
+               "(dfss_attention_staged_workspace_size), got 0");
+
+  /* past the host checks, with or without lse: NO_DEVICE without a GPU; with one, the made-up addresses are not
+   * device memory */
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], lse, t[5], bytes), valid_call_status, NULL);
+  CHECK_STATUS(dfss_attention_staged(&desc, t[0], t[1], t[2], t[3], NULL, t[5], bytes), valid_call_status, NULL);
+}
+
 /* ----- devices ---------------------------------------------------------------------------------------------- */
 
 static void test_no_device(void) {
@@ -500,6 +587,9 @@ static void test_no_device(void) {
     CHECK_STATUS(dfss_attention_backward_workspace_size(&desc, &bytes), DFSS_SUCCESS, ""); /* host only */
     CHECK_STATUS(dfss_attention_backward(&desc, NULL, p, p, p, p, p, (const float *)p, (char *)p + 0x10000,
                                          (char *)p + 0x20000, (char *)p + 0x30000, (char *)p + 0x40000, bytes),
+                 DFSS_ERROR_NO_DEVICE, no_device);
+    CHECK_STATUS(dfss_attention_staged_workspace_size(&desc, &bytes), DFSS_SUCCESS, ""); /* host only */
+    CHECK_STATUS(dfss_attention_staged(&desc, p, p, p, p, (float *)p, (char *)p + 0x40000, bytes),
                  DFSS_ERROR_NO_DEVICE, no_device);
   }
 }
@@ -707,7 +797,9 @@ static void *device_copy_of(const void *host, size_t bytes) {
   return device;
 }
 
-static void run_dense_case(const dense_case *c, const char *name, dfss_stream stream) {
+/* Dense attention of a case against naive_attention: dfss_attention_forward, or (staged) dfss_attention_staged with
+ * a poisoned workspace. */
+static void run_dense_case(const dense_case *c, const char *name, int staged, dfss_stream stream) {
   const size_t element = c->dtype == DFSS_DTYPE_FLOAT32 ? 4 : 2;
   const size_t q_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim);
   const size_t k_count = (size_t)(c->batch * c->heads_kv * c->seq_k * c->head_dim);
@@ -715,7 +807,8 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   const size_t out_count = (size_t)(c->batch * c->heads_q * c->seq_q * c->head_dim_v);
   const size_t rows = (size_t)(c->batch * c->heads_q * c->seq_q);
   const double tolerance = c->dtype == DFSS_DTYPE_FLOAT32 ? 2e-5 : 3e-3;
-  const double lse_tolerance = c->dtype == DFSS_DTYPE_FLOAT32 ? 2e-5 : 2e-4;
+  /* staged float16: the compressed scores (of about 1 here) are rounded to float16 first, half an ulp is 2^-11 */
+  const double lse_tolerance = c->dtype == DFSS_DTYPE_FLOAT32 ? 2e-5 : staged ? 1e-3 : 2e-4;
   double *q = malloc(q_count * sizeof *q), *k = malloc(k_count * sizeof *k), *v = malloc(v_count * sizeof *v);
   double *want = malloc(out_count * sizeof *want), *want_lse = malloc(rows * sizeof *want_lse);
   void *q_host = make_input(c->dtype, q_count, q);
@@ -728,6 +821,8 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   void *v_device = device_copy_of(v_host, v_count * element);
   void *out_device = NULL;
   void *lse_device = NULL;
+  void *workspace = NULL;
+  uint64_t workspace_bytes = 0;
   dfss_attention_desc desc;
   double worst = 0.0, worst_lse = 0.0;
   int finite = 1, lse_exact_infinities = 1;
@@ -746,7 +841,17 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   desc.seqlens_q = c->seqlens_q;
   desc.seqlens_k = c->seqlens_k;
   desc.stream = stream;
-  CHECK_STATUS(dfss_attention_forward(&desc, q_device, k_device, v_device, out_device, lse_device), DFSS_SUCCESS, "");
+  if (staged) {
+    CHECK_STATUS(dfss_attention_staged_workspace_size(&desc, &workspace_bytes), DFSS_SUCCESS, "");
+    CHECK_STATUS(dfss_malloc(&workspace, workspace_bytes), DFSS_SUCCESS, "");
+    CHECK_STATUS(dfss_memset(workspace, 0xFF, workspace_bytes, stream), DFSS_SUCCESS, "");
+    CHECK_STATUS(dfss_attention_staged(&desc, q_device, k_device, v_device, out_device, lse_device, workspace,
+                                       workspace_bytes),
+                 DFSS_SUCCESS, "");
+  } else {
+    CHECK_STATUS(dfss_attention_forward(&desc, q_device, k_device, v_device, out_device, lse_device), DFSS_SUCCESS,
+                 "");
+  }
   CHECK_STATUS(dfss_memcpy(out_host, out_device, out_count * element, DFSS_MEMCPY_DEVICE_TO_HOST, stream),
                DFSS_SUCCESS, "");
   CHECK_STATUS(dfss_memcpy(lse_host, lse_device, rows * sizeof(float), DFSS_MEMCPY_DEVICE_TO_HOST, stream),
@@ -769,9 +874,9 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   }
   if (!finite || worst > tolerance || worst_lse > lse_tolerance || !lse_exact_infinities) {
     ++failed_count;
-    printf("FAIL: dense attention %s: finite %d, max |out - naive| = %g (tolerance %g), max |lse - naive| = %g "
+    printf("FAIL: dense attention %s%s: finite %d, max |out - naive| = %g (tolerance %g), max |lse - naive| = %g "
            "(tolerance %g), -inf lse where expected %d\n",
-           name, finite, worst, tolerance, worst_lse, lse_tolerance, lse_exact_infinities);
+           name, staged ? " (staged)" : "", finite, worst, tolerance, worst_lse, lse_tolerance, lse_exact_infinities);
   } else {
     ++passed_count;
   }
@@ -781,6 +886,7 @@ static void run_dense_case(const dense_case *c, const char *name, dfss_stream st
   dfss_free(v_device);
   dfss_free(out_device);
   dfss_free(lse_device);
+  dfss_free(workspace);
   free(q), free(k), free(v), free(want), free(want_lse);
   free(q_host), free(k_host), free(v_host), free(out_host), free(lse_host);
 }
@@ -969,11 +1075,17 @@ static void test_device(int32_t count) {
     const dense_case fp32_causal = {DFSS_DTYPE_FLOAT32, 1, 2, 1, 17, 3, 8, 40, 1, NULL, NULL};
     const dense_case fp16_causal_lengths = {DFSS_DTYPE_FLOAT16, 2, 2, 2, 6, 37, 33, 5, 1, seqlens_q, seqlens_k};
     const dense_case fp32_long_rows = {DFSS_DTYPE_FLOAT32, 1, 1, 1, 3, 3000, 64, 300, 0, NULL, NULL};
-    run_dense_case(&fp32, "float32", stream);
-    run_dense_case(&fp16, "float16", stream);
-    run_dense_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D", stream);
-    run_dense_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", NULL);
-    run_dense_case(&fp32_long_rows, "float32, rows longer than a score tile, Dv > block", stream);
+    /* D = Dv = 64: the staged call's tensor-core kernels with the softmax folded in */
+    const dense_case fp16_d64_causal = {DFSS_DTYPE_FLOAT16, 2, 4, 2, 70, 300, 64, 64, 1, NULL, NULL};
+    int staged;
+    for (staged = 0; staged <= 1; ++staged) {
+      run_dense_case(&fp32, "float32", staged, stream);
+      run_dense_case(&fp16, "float16", staged, stream);
+      run_dense_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D", staged, stream);
+      run_dense_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", staged, NULL);
+      run_dense_case(&fp32_long_rows, "float32, rows longer than a score tile, Dv > block", staged, stream);
+      run_dense_case(&fp16_d64_causal, "float16 causal, D = Dv = 64", staged, stream);
+    }
     run_backward_case(&fp32, "float32, grouped-query heads", 0, stream);
     run_backward_case(&fp16_causal_lengths, "float16 causal with per-batch lengths", 0, NULL);
     run_backward_case(&fp32_causal, "float32 causal, Nq > Nk, Dv > D, [B, N, H, D] gradients", 1, stream);
@@ -996,6 +1108,7 @@ int main(void) {
   test_invalid_pointers();
   test_memory_argument_errors();
   test_backward_arguments();
+  test_staged_arguments();
 
   status = dfss_device_count(&count);
   if (status == DFSS_SUCCESS) {
@@ -1007,7 +1120,7 @@ int main(void) {
     printf("%s\n", dfss_last_error_message());
     test_no_device();
     skip("no CUDA device: device queries, memory and streams");
-    skip("no CUDA device: dense attention against the naive computation (float32, float16)");
+    skip("no CUDA device: dense attention, fused and staged, against the naive computation (float32, float16)");
     skip("no CUDA device: the dense backward against the naive computation (float32, float16)");
   }
 

@@ -5,7 +5,7 @@
 // ignores.
 
 export const DFSS_VERSION_MAJOR = 0;
-export const DFSS_VERSION_MINOR = 2;
+export const DFSS_VERSION_MINOR = 3;
 export const DFSS_VERSION_PATCH = 0;
 export const DFSS_ABI_VERSION = 2;
 
@@ -121,6 +121,11 @@ export const DFSS_PROTOTYPES = {
   dfss_spmm:
     'dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *probs, const uint32_t *metadata, ' +
     'const void *v, void *out)',
+  dfss_attention_staged_workspace_size:
+    'dfss_status dfss_attention_staged_workspace_size(const dfss_attention_desc *desc, _Out_ uint64_t *bytes)',
+  dfss_attention_staged:
+    'dfss_status dfss_attention_staged(const dfss_attention_desc *desc, const void *q, const void *k, ' +
+    'const void *v, void *out, float *lse, void *workspace, uint64_t workspace_bytes)',
   dfss_attention_backward_workspace_size:
     'dfss_status dfss_attention_backward_workspace_size(const dfss_attention_desc *desc, _Out_ uint64_t *bytes)',
   dfss_attention_backward:

@@ -157,6 +157,17 @@ export interface DfssFunctions {
   dfss_sddmm_prune(desc: AttentionDescArgument, q: Memory, k: Memory, values: Memory, metadata: Memory): DfssStatus;
   dfss_compressed_softmax(desc: AttentionDescArgument, values_in: Memory, values_out: Memory, lse: Memory): DfssStatus;
   dfss_spmm(desc: AttentionDescArgument, probs: Memory, metadata: Memory, v: Memory, out: Memory): DfssStatus;
+  dfss_attention_staged_workspace_size(desc: AttentionDescArgument, bytes: Out<number> | BigUint64Array): DfssStatus;
+  dfss_attention_staged(
+    desc: AttentionDescArgument,
+    q: Memory,
+    k: Memory,
+    v: Memory,
+    out: Memory,
+    lse: Memory,
+    workspace: Memory,
+    workspace_bytes: Size,
+  ): DfssStatus;
   dfss_attention_backward_workspace_size(desc: AttentionDescArgument, bytes: Out<number> | BigUint64Array): DfssStatus;
   /** strides: null gives dout, dq, dk, dv the strides of out, q, k, v in desc. */
   dfss_attention_backward(

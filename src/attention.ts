@@ -17,6 +17,7 @@ import {
   checkBackendChoice,
   checkOperand,
   checkOptions,
+  checkPipeline,
   checkSeqlens,
   sameDevice,
 } from './validate.js';
@@ -82,8 +83,11 @@ async function forward(q: unknown, k: unknown, v: unknown, options: unknown, wit
   const tv = checkOperand(v, 'v', '[B, Hk, Nk, Dv]');
   sameDevice({ q: tq, k: tk, v: tv });
   const problem = attentionProblem(tq, tk, tv, o);
+  const pipeline = checkPipeline(o.pipeline);
   const backend = backendFor(o.backend, tq.device, problem);
-  return onBackend(backend, tq.device, [tq, tk, tv], ([a, b, c]) => backend.attention(problem, a, b, c, withLse));
+  return onBackend(backend, tq.device, [tq, tk, tv], ([a, b, c]) =>
+    backend.attention(problem, a, b, c, withLse, pipeline),
+  );
 }
 
 /**
@@ -126,6 +130,7 @@ export async function attentionBackward(
   const tlse = Tensor.check(lse, 'lse');
   sameDevice({ q: tq, k: tk, v: tv, out: tout, dout: tdout, lse: tlse });
   const problem = backwardProblem(tq, tk, tv, tout, tdout, tlse, o);
+  checkPipeline(o.pipeline); // the forward's option, checked alike; both pipelines share the fused backward
   const backend = backendFor(o.backend, tq.device, problem);
   return onBackend(backend, tq.device, [tq, tk, tv, tout, tdout, tlse], ([a, b, c, d, e, f]) =>
     backend.attentionBackward(problem, { q: a, k: b, v: c, out: d, dout: e, lse: f }),

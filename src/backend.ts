@@ -23,13 +23,22 @@ export type AttentionGradients = {
 
 export type BackendName = 'cpu' | 'cuda';
 export type BackendChoice = BackendName | 'auto';
+/** How a forward runs: one fused pass, or the staged pipeline through compressed scores (AttentionOptions). */
+export type Pipeline = 'fused' | 'staged';
 
 export interface Backend {
   readonly name: BackendName;
   /** Where the backend wants its input tensors and leaves its outputs. */
   readonly device: Device;
   /** out [B, Hq, Nq, Dv] contiguous; lse [B, Hq, Nq] float32 when asked for. */
-  attention(problem: AttentionProblem, q: Tensor, k: Tensor, v: Tensor, withLse: boolean): Promise<{ out: Tensor; lse: Tensor | null }>;
+  attention(
+    problem: AttentionProblem,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    withLse: boolean,
+    pipeline: Pipeline,
+  ): Promise<{ out: Tensor; lse: Tensor | null }>;
   /** values [B, Hq, Nq, C] in the dtype; metadata [B, Hq, Nq, W] uint32, null for dense. */
   sddmmPrune(problem: AttentionProblem, q: Tensor, k: Tensor): Promise<{ values: Tensor; metadata: Tensor | null }>;
   /** probs like values; lse [B, Hq, Nq] float32. */

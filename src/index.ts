@@ -18,7 +18,7 @@ export {
   type AttentionOptions,
 } from './attention.js';
 export { backendInfo, type BackendInfo } from './info.js';
-export type { BackendChoice, BackendName } from './backend.js';
+export type { BackendChoice, BackendName, Pipeline } from './backend.js';
 export {
   synchronize,
   releaseCachedDeviceMemory,

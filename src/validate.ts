@@ -1,6 +1,6 @@
 // Turns the user's tensors and options into an AttentionProblem, or throws an error that names the argument
 // and what was expected. The one place where the public API checks its input.
-import type { BackendChoice } from './backend.js';
+import type { BackendChoice, Pipeline } from './backend.js';
 import { type DType, isDType } from './dtype.js';
 import { InvalidArgumentError } from './errors.js';
 import { type Pattern, parsePattern } from './pattern.js';
@@ -23,9 +23,16 @@ export interface AttentionOptions {
   seqlensK?: ArrayLike<number>;
   /** 'auto' (default): CUDA where it can run this problem, else the CPU. */
   backend?: BackendChoice;
+  /**
+   * How the forward runs; the results have the same semantics either way. 'fused' (default): one pass that never
+   * stores the scores. 'staged': the paper's pipeline (dfss_attention_staged on the GPU, the three staged steps on
+   * the CPU), whose compressed scores pass through memory rounded to the dtype. attentionBackward takes it with the
+   * forward's other options and runs the fused backward for both.
+   */
+  pipeline?: Pipeline;
 }
 
-const OPTION_NAMES = new Set(['pattern', 'causal', 'scale', 'seqlensQ', 'seqlensK', 'backend']);
+const OPTION_NAMES = new Set(['pattern', 'causal', 'scale', 'seqlensQ', 'seqlensK', 'backend', 'pipeline']);
 
 export function checkOptions(options: unknown, allowed: ReadonlySet<string> = OPTION_NAMES): Record<string, unknown> {
   if (options === undefined) return {};
@@ -40,6 +47,12 @@ export function checkBackendChoice(choice: unknown): BackendChoice {
   if (choice === undefined) return 'auto';
   if (choice === 'auto' || choice === 'cpu' || choice === 'cuda') return choice;
   throw new InvalidArgumentError('options.backend', "'auto', 'cpu' or 'cuda'", choice);
+}
+
+export function checkPipeline(choice: unknown): Pipeline {
+  if (choice === undefined) return 'fused';
+  if (choice === 'fused' || choice === 'staged') return choice;
+  throw new InvalidArgumentError('options.pipeline', "'fused' or 'staged'", choice);
 }
 
 /** A live rank-4 float tensor. */

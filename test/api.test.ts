@@ -5,6 +5,7 @@ import { test } from 'node:test';
 
 import {
   attention,
+  attentionBackward,
   attentionWithLse,
   backendInfo,
   compressedSoftmax,
@@ -116,6 +117,12 @@ test('attention validates shapes, dtypes and options', async () => {
   await rejectsArgument(attention(q, k, v, { seqlensK: [6, 7] }), 'options.seqlensK[1]');
   await rejectsArgument(attention(q, k, v, { seqlensQ: [1.5, 2] }), 'options.seqlensQ[0]');
   await rejectsArgument(attention(q, k, v, { causl: true } as never), 'options.causl');
+  await rejectsArgument(attention(q, k, v, { pipeline: 'paper' as never }), 'options.pipeline');
+  await assert.rejects(attentionWithLse(q, k, v, { pipeline: 'Staged' as never }), (e: unknown) => {
+    assert.ok(e instanceof InvalidArgumentError);
+    assert.match(e.message, /^options\.pipeline: expected 'fused' or 'staged', got /);
+    return true;
+  });
   await rejectsArgument(attention(q, k, v, 'dense' as never), 'options');
   const meta = Tensor.fromArray(new Uint32Array(2 * 4 * 5 * 8), [2, 4, 5, 8], { dtype: 'uint32' });
   await rejectsArgument(attention(meta, k, v), 'q.dtype');
@@ -175,6 +182,47 @@ test('the staged pipeline through the public API equals fused attention with the
     for (let i = 0; i < la.length; i++) assert.ok(la[i] === lb[i] || Math.abs(la[i] - lb[i]) <= 1e-5 * Math.max(1, Math.abs(lb[i])), `${pattern} lse[${i}]`);
     scores.dispose();
     assert.ok(scores.values.disposed);
+  }
+});
+
+test("options.pipeline 'staged' on the CPU: the three staged steps, the fused results within a rounding", async () => {
+  const q = tensor([2, 4, 9, 16]);
+  const k = tensor([2, 2, 11, 16]);
+  const v = tensor([2, 2, 11, 5]);
+  const dout = tensor([2, 4, 9, 5]);
+  for (const pattern of ['2:4', '1:2', '3:8', 'dense']) {
+    const options = { pattern, causal: true, seqlensK: [11, 7], backend: 'cpu' as const };
+    const fused = await attentionWithLse(q, k, v, options);
+    const staged = await attentionWithLse(q, k, v, { ...options, pipeline: 'staged' });
+    const scores = await sddmmPrune(q, k, options);
+    const probs = await compressedSoftmax(scores, { backend: 'cpu' });
+    const steps = await spmm(probs, v, { backend: 'cpu' });
+    assert.deepEqual(await staged.out.toRawArray(), await steps.toRawArray(), `${pattern}: the staged steps' out`);
+    assert.deepEqual(await staged.lse.toFloat32Array(), await probs.lse!.toFloat32Array(), `${pattern}: their lse`);
+    const explicitlyFused = await attention(q, k, v, { ...options, pipeline: 'fused' });
+    assert.deepEqual(await explicitlyFused.toRawArray(), await fused.out.toRawArray(), `${pattern}: the default`);
+
+    // The staged scores are rounded to float16 (half an ulp, 2^-11 relative) before the softmax: lse moves by at
+    // most that much of the largest score, out by about one float16 rounding.
+    const kept = (await scores.values.toFloat32Array()).filter(Number.isFinite);
+    const lseBound = 2 ** -11 * Math.max(...kept.map(Math.abs)) + 1e-5;
+    const [a, b] = [await staged.out.toFloat32Array(), await fused.out.toFloat32Array()];
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(Math.abs(a[i] - b[i]) <= 2e-3 + 4e-3 * Math.abs(b[i]), `${pattern} out[${i}]: ${a[i]} vs ${b[i]}`);
+    }
+    const [la, lb] = [await staged.lse.toFloat32Array(), await fused.lse.toFloat32Array()];
+    for (let i = 0; i < la.length; i++) {
+      assert.ok(la[i] === lb[i] || Math.abs(la[i] - lb[i]) <= lseBound, `${pattern} lse[${i}]: ${la[i]} vs ${lb[i]}`);
+    }
+
+    // The backward takes the forward's options, pipeline included: both pipelines share the fused backward.
+    const backward = (pipeline: unknown) =>
+      attentionBackward(q, k, v, fused.out, dout, fused.lse, { ...options, pipeline: pipeline as 'staged' });
+    const [want, got] = [await backward(undefined), await backward('staged')];
+    for (const name of ['dq', 'dk', 'dv'] as const) {
+      assert.deepEqual(await got[name].toRawArray(), await want[name].toRawArray(), `${pattern}: ${name}`);
+    }
+    await rejectsArgument(backward(''), 'options.pipeline');
   }
 });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import type { Case } from '../src/check/cases.js';
-import type { Check } from '../src/check/entry-points.js';
+import { type Check, ENTRY_POINTS } from '../src/check/entry-points.js';
 import { backendInfo, type BackendInfo } from '../src/index.js';
 import { checkReportJson, formatCheckReport, type CaseOutcome } from '../src/cli/check-command.js';
 import { formatInfo, installationInfo } from '../src/cli/info-command.js';
@@ -61,9 +61,9 @@ test('dfss info on a GPU: each device with compute capability, memory and sparse
     auto: 'cuda',
     cuda: {
       available: true,
-      reason: 'libdfss 0.2.0 found 2 device(s)',
+      reason: 'libdfss 0.3.0 found 2 device(s)',
       libraryPath: '/opt/dfss/libdfss.so',
-      libraryVersion: '0.2.0',
+      libraryVersion: '0.3.0',
       devices: [
         { index: 0, name: 'NVIDIA H100 80GB HBM3', computeCapability: '9.0', multiprocessors: 132, sparseTensorCores: true, totalMemoryBytes: 85 * 2 ** 30 },
         { index: 1, name: 'Tesla T4', computeCapability: '7.5', multiprocessors: 40, sparseTensorCores: false, totalMemoryBytes: 15 * 2 ** 30 },
@@ -73,10 +73,10 @@ test('dfss info on a GPU: each device with compute capability, memory and sparse
   const info = installationInfo(gpus);
   assert.equal(info.devices.length, 2);
   const text = formatInfo(info);
-  assert.match(text, /^library +\/opt\/dfss\/libdfss\.so \(libdfss 0\.2\.0\)$/m);
+  assert.match(text, /^library +\/opt\/dfss\/libdfss\.so \(libdfss 0\.3\.0\)$/m);
   assert.match(text, /^GPU 0 +NVIDIA H100 80GB HBM3: compute capability 9\.0, 85\.0 GiB, 132 SMs, sparse tensor cores$/m);
   assert.match(text, /^GPU 1 +Tesla T4: compute capability 7\.5, 15\.0 GiB, 40 SMs, no sparse tensor cores$/m);
-  assert.match(text, /^auto +cuda: libdfss 0\.2\.0 found 2 GPU\(s\); it runs float16 dense, 1:2, 2:4; bfloat16 dense, 1:2, 2:4; float32 dense, 1:2 - any other N:M runs on the cpu$/m);
+  assert.match(text, /^auto +cuda: libdfss 0\.3\.0 found 2 GPU\(s\); it runs float16 dense, 1:2, 2:4; bfloat16 dense, 1:2, 2:4; float32 dense, 1:2 - any other N:M runs on the cpu$/m);
 });
 
 test('dfss info: bad arguments exit with status 2', async () => {
@@ -111,7 +111,7 @@ test('dfss check: bad arguments exit with status 2 before anything runs', async 
 test('dfss check on a GPU: float16 2:4 passes, with its table', { skip: CUDA.available ? false : 'no CUDA device here' }, async () => {
   const result = await runCli(['check', '--dtype', 'float16', '--pattern', '2:4', '--seed', '7']);
   assert.equal(result.code, 0, result.stdout + result.stderr);
-  assert.match(result.stdout, /^float16 +2:4 +\d+ +pass +pass +pass +pass +pass$/m);
+  assert.match(result.stdout, /^float16 +2:4 +\d+ +pass +pass +pass +pass +pass +pass$/m);
   assert.match(result.stdout, /^all \d+ cases passed \(\d+ comparisons with the CPU backend, seed 7\)$/m);
 });
 
@@ -120,7 +120,7 @@ function fakeCase(dtype: Case['dtype'], pattern: string, seqQ: number): Case {
 }
 
 function passing(): Check[] {
-  return (['attention_forward', 'sddmm_prune', 'compressed_softmax', 'spmm', 'staged_pipeline'] as const).map((entryPoint) => ({
+  return ENTRY_POINTS.map((entryPoint) => ({
     entryPoint,
     name: entryPoint,
     failures: 0,
@@ -137,11 +137,14 @@ test('the check report: one row per dtype and pattern, FAIL k/n under the failin
     { case: fakeCase('float32', '1:2', 3), checks: [], error: 'NativeError: DFSS_ERROR_CUDA: an illegal memory access' },
   ];
   const lines = formatCheckReport(outcomes, 42).split('\n');
-  assert.match(lines[0], /^dtype +pattern +cases +attention_forward +sddmm_prune +compressed_softmax +spmm +staged_pipeline$/);
-  assert.match(lines[1], /^float16 +2:4 +2 +pass +FAIL 1\/2 +pass +pass +pass$/);
-  assert.match(lines[2], /^bfloat16 +dense +1 +pass +pass +pass +pass +pass$/);
+  assert.match(
+    lines[0],
+    /^dtype +pattern +cases +attention_forward +staged_attention +sddmm_prune +compressed_softmax +spmm +staged_pipeline$/,
+  );
+  assert.match(lines[1], /^float16 +2:4 +2 +pass +pass +FAIL 1\/2 +pass +pass +pass$/);
+  assert.match(lines[2], /^bfloat16 +dense +1 +pass +pass +pass +pass +pass +pass$/);
   // A case stopped by an error compared nothing: every entry point fails.
-  assert.match(lines[3], /^float32 +1:2 +1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1$/);
+  assert.match(lines[3], /^float32 +1:2 +1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1 +FAIL 1\/1$/);
   const text = lines.join('\n');
   assert.ok(text.includes('float16 2:4 B1 H2/1 Nq5 Nk17 D16/16: sddmm metadata: element 5 (row 1) is 6, expected 9 (bit-exact)'));
   assert.ok(text.includes('float32 1:2 B1 H2/1 Nq3 Nk17 D16/16: error: NativeError: DFSS_ERROR_CUDA'));
@@ -152,7 +155,7 @@ test('the check report: one row per dtype and pattern, FAIL k/n under the failin
   assert.deepEqual(json.results[1].failures, ['sddmm metadata: element 5 (row 1) is 6, expected 9 (bit-exact)']);
 
   const allPass = formatCheckReport(outcomes.slice(0, 1), 1);
-  assert.match(allPass, /^all 1 cases passed \(5 comparisons with the CPU backend, seed 1\)$/m);
+  assert.match(allPass, /^all 1 cases passed \(6 comparisons with the CPU backend, seed 1\)$/m);
   assert.ok(!allPass.includes('failures:'));
 });
 

@@ -98,6 +98,13 @@ function rowSize(desc: AttentionDescArgument) {
   return { status, message: lib!.dfss_last_error_message(), values: values[0], words: words[0] };
 }
 
+/** dfss_attention_staged_workspace_size's status, message and bytes for a descriptor. */
+function stagedWorkspaceSize(desc: AttentionDescArgument) {
+  const bytes = new BigUint64Array(1);
+  const status = lib!.dfss_attention_staged_workspace_size(desc, bytes);
+  return { status, message: lib!.dfss_last_error_message(), bytes: bytes[0] };
+}
+
 /** dfss_attention_forward's status and message for a descriptor, on made-up device addresses. */
 function forward(desc: AttentionDescArgument) {
   const status = lib!.dfss_attention_forward(desc, 0x10000n, 0x20000n, 0x30000n, 0x40000n, null);
@@ -162,9 +169,11 @@ describe('NativeAttentionDesc', { skip: notBuilt }, () => {
       ['column stride 2', { ...SHAPE, vStrides: [112, 56, 8, 2] }, /\bv_strides\b/],
     ];
     for (const [name, shape, names] of cases) {
-      const fromObject = { rowSize: rowSize(objectDesc(shape)), forward: forward(objectDesc(shape)) };
+      const object = objectDesc(shape);
+      const fromObject = { rowSize: rowSize(object), staged: stagedWorkspaceSize(object), forward: forward(object) };
       const fromNative = {
         rowSize: rowSize(native.write(DFSS_DTYPE_BFLOAT16, DFSS_PATTERN_1_2, shape)),
+        staged: stagedWorkspaceSize(native.pointer),
         forward: forward(native.pointer),
       };
       assert.deepEqual(fromNative, fromObject, name);
@@ -176,11 +185,14 @@ describe('NativeAttentionDesc', { skip: notBuilt }, () => {
     assert.deepEqual([sizes.values, sizes.words], [4n, 1n]);
   });
 
-  test('without a GPU, a valid descriptor gets past every host check of the forward to NO_DEVICE', { skip: deviceCount() > 0 && 'a GPU is present' }, () => {
+  test('without a GPU, a valid descriptor gets past every host check of the forwards to NO_DEVICE', { skip: deviceCount() > 0 && 'a GPU is present' }, () => {
     const native = new NativeAttentionDesc(lib!);
     const pointer = native.write(DFSS_DTYPE_BFLOAT16, DFSS_PATTERN_1_2, { ...SHAPE, seqlensQ: new Int32Array([5, 2]) });
     const status = lib!.dfss_attention_forward(pointer, 0x10000n, 0x20000n, 0x30000n, 0x40000n, null);
     assert.equal(status, DFSS_ERROR_NO_DEVICE, lib!.dfss_last_error_message());
+    const { bytes } = stagedWorkspaceSize(pointer);
+    const staged = lib!.dfss_attention_staged(pointer, 0x10000n, 0x20000n, 0x30000n, 0x40000n, null, 0x50000n, bytes);
+    assert.equal(staged, DFSS_ERROR_NO_DEVICE, lib!.dfss_last_error_message());
     // The same call with a NULL q is refused before the device is looked for, naming q.
     const refused = lib!.dfss_attention_forward(pointer, null, 0x20000n, 0x30000n, 0x40000n, null);
     assert.notEqual(refused, DFSS_ERROR_NO_DEVICE);

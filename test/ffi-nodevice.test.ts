@@ -42,6 +42,16 @@ function initDesc(): AttentionDesc {
   return desc as AttentionDesc;
 }
 
+/** dfss_attention_staged_workspace_size of a descriptor, checked. */
+function stagedWorkspaceBytes(desc: AttentionDesc): number {
+  const bytes: [number] = [0];
+  lib!.check(lib!.dfss_attention_staged_workspace_size(desc, bytes), 'dfss_attention_staged_workspace_size');
+  return Number(bytes[0]);
+}
+
+// q, k, v, out, lse, workspace of dfss_attention_staged: distinct, aligned, made-up device addresses
+const [q, k, v, out, lse, workspace] = Array.from({ length: 6 }, (_, i) => BigInt(0x100000 + i * 0x10000));
+
 /** Asserts that `error` is the NativeError of status `status` whose message mentions `mention`. */
 function isNativeError(status: string, mention: RegExp) {
   return (error: unknown): boolean => {
@@ -103,6 +113,37 @@ describe('libdfss through ffi/ (any machine)', { skip: notBuilt }, () => {
     assert.deepEqual([values[0], words[0]], [4, 1]);
   });
 
+  test('dfss_attention_staged_workspace_size: > 0, from sizes, dtype and pattern, growing with the rows', () => {
+    const desc = initDesc();
+    const bytes = stagedWorkspaceBytes(desc);
+    assert.ok(bytes > 0);
+    assert.equal(stagedWorkspaceBytes({ ...desc, causal: 1, seqlens_k: new Int32Array([7, 3]) }), bytes);
+    // At least, per query row: C = 4 values of 2 bytes, W = 1 metadata word and a float32.
+    const larger = stagedWorkspaceBytes({ ...desc, seq_q: 500 });
+    assert.ok(larger > bytes && larger >= 2 * 4 * 500 * (4 * 2 + 4 + 4), `${larger} bytes for 500 query rows`);
+    const status = lib!.dfss_attention_staged_workspace_size(desc, null as never);
+    assert.throws(
+      () => lib!.check(status, 'staged_workspace_size'),
+      isNativeError('DFSS_ERROR_INVALID_ARGUMENT', /bytes: expected a pointer to a uint64_t, got NULL/),
+    );
+  });
+
+  test('dfss_attention_staged: a missing, misaligned or short workspace is named, sync and async', async () => {
+    const desc = initDesc();
+    const bytes = stagedWorkspaceBytes(desc);
+    const cases: [Address, number, RegExp][] = [
+      [null, bytes, /workspace: expected a device pointer, got NULL/],
+      [workspace + 8n, bytes, /workspace: expected an address that is a multiple of 16 bytes/],
+      [workspace, bytes - 1, /workspace_bytes: expected at least \d+ \(dfss_attention_staged_workspace_size\), got /],
+    ];
+    for (const [given, size, mention] of cases) {
+      const invalid = isNativeError('DFSS_ERROR_INVALID_ARGUMENT', mention);
+      const args = [desc, q, k, v, out, lse, given, size] as const;
+      assert.throws(() => lib!.check(lib!.dfss_attention_staged(...args), 'staged'), invalid);
+      await assert.rejects(lib!.async.dfss_attention_staged(...args), invalid);
+    }
+  });
+
   const invalid: [string, (desc: AttentionDesc) => void][] = [
     ['head_dim', (desc) => (desc.head_dim = 0)],
     ['heads_kv', (desc) => (desc.heads_kv = 3)],
@@ -120,8 +161,11 @@ describe('libdfss through ffi/ (any machine)', { skip: notBuilt }, () => {
       assert.match(lib!.dfss_last_error_message(), mentions);
       assert.throws(() => lib!.check(status, 'compressed_row_size'), invalidArgument);
       // The descriptor is checked before anything needs a device: the same answer with or without a GPU.
-      const [q, k, v, out] = [0x1000n, 0x2000n, 0x3000n, 0x4000n];
       assert.throws(() => lib!.check(lib!.dfss_attention_forward(desc, q, k, v, out, null), 'forward'), invalidArgument);
+      const stagedSize = lib!.dfss_attention_staged_workspace_size(desc, [0]);
+      assert.throws(() => lib!.check(stagedSize, 'staged_workspace_size'), invalidArgument);
+      const staged = lib!.dfss_attention_staged(desc, q, k, v, out, null, workspace, 2 ** 40);
+      assert.throws(() => lib!.check(staged, 'staged'), invalidArgument);
       // The async variant reports the failing call's own message, though it ran on another thread.
       await assert.rejects(lib!.async.dfss_attention_forward(desc, q, k, v, out, null), invalidArgument);
       await assert.rejects(lib!.async.dfss_compressed_row_size(desc, [0], [0]), invalidArgument);
@@ -172,7 +216,13 @@ describe('libdfss on a machine without a GPU', { skip: notBuilt || gpuPresent },
     assert.deepEqual([...host], [1, 2, 3, 4]);
   });
 
-  test('attention on a valid descriptor answers NO_DEVICE', async () => {
-    await assert.rejects(lib!.async.dfss_attention_forward(initDesc(), 0x1000n, 0x2000n, 0x3000n, 0x4000n, null), noDevice);
+  test('attention, fused or staged, on a valid descriptor answers NO_DEVICE', async () => {
+    const desc = initDesc();
+    await assert.rejects(lib!.async.dfss_attention_forward(desc, q, k, v, out, null), noDevice);
+    // The staged call checks its arguments first (the workspace above), then finds no device, with or without lse.
+    const bytes = stagedWorkspaceBytes(desc);
+    const withLse = lib!.dfss_attention_staged(desc, q, k, v, out, lse, workspace, bytes);
+    assert.throws(() => lib!.check(withLse, 'staged'), noDevice);
+    await assert.rejects(lib!.async.dfss_attention_staged(desc, q, k, v, out, null, workspace, bytes), noDevice);
   });
 });

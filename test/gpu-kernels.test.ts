@@ -1,7 +1,7 @@
-// Every CUDA entry point against the CPU backend: fused forward (with lse) and the three staged steps, for every
-// dtype, pattern and mask, at odd sizes, on fresh random inputs and on exact-score inputs whose pruning must
-// agree bit for bit. Device outputs are poisoned (NaN) before each run so an unwritten element shows. The cases
-// and comparisons are those of `dfss check` (src/check/), plus the shapes of the float32 tensor-core kernels.
+// Every CUDA entry point against the CPU backend: fused and staged forward (with lse) and the three staged steps,
+// for every dtype, pattern and mask, at odd sizes, on fresh random inputs and on exact-score inputs whose pruning
+// must agree bit for bit. Device outputs are poisoned (NaN) before each run so an unwritten element shows. The
+// cases and comparisons are those of `dfss check` (src/check/), plus the shapes of the float32 tensor-core kernels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 

@@ -1,6 +1,7 @@
-// Every CUDA entry point against the CPU backend on one case: the fused forward (with lse) and the three staged
-// steps. Exact-score cases must agree bit for bit in the pruning (values and metadata); random ones within one
-// rounding, leaving out the rows whose N:M choice hangs on a near tie. Used by `dfss check` and the GPU tests.
+// Every CUDA entry point against the CPU backend on one case: the fused forward (with lse), the three staged steps,
+// and the staged pipeline in one call. Exact-score cases must agree bit for bit in the pruning (values and metadata);
+// random ones within one rounding, leaving out the rows whose N:M choice hangs on a near tie. Used by `dfss check`
+// and the GPU tests.
 import { attentionWithLse, compressedSoftmax, CompressedRows, sddmmPrune, spmm } from '../attention.js';
 import { poisonDeviceAllocations } from '../cuda/runtime.js';
 import type { SeededRandom } from '../random.js';
@@ -10,7 +11,14 @@ import { compareBits, compareClose, type Mismatch, ulp } from './compare.js';
 import { nearTies } from './near-ties.js';
 
 /** What a check exercises: one of the library's GPU entry points, or the inputs the case drew. */
-export const ENTRY_POINTS = ['attention_forward', 'sddmm_prune', 'compressed_softmax', 'spmm', 'staged_pipeline'] as const;
+export const ENTRY_POINTS = [
+  'attention_forward',
+  'staged_attention',
+  'sddmm_prune',
+  'compressed_softmax',
+  'spmm',
+  'staged_pipeline',
+] as const;
 export type EntryPoint = (typeof ENTRY_POINTS)[number] | 'inputs';
 
 export interface Check {
@@ -21,6 +29,12 @@ export interface Check {
   readonly failures: number;
   /** Why it failed, in one line; empty when it passed. */
   readonly detail: string;
+}
+
+/** The outputs of attentionWithLse. */
+interface Forward {
+  readonly out: Tensor;
+  readonly lse: Tensor;
 }
 
 function fromMismatch(entryPoint: EntryPoint, name: string, m: Mismatch, bitExact = false): Check {
@@ -62,6 +76,19 @@ export async function checkCase(c: Case, random: SeededRandom): Promise<Check[]>
     checks.push(condition('inputs', 'near ties', tied <= 0.25 * ties.length, `${tied} of ${ties.length} rows have near ties: too few left to compare`));
     const decided = (row: number) => ties[row] === 0;
 
+    // A forward's out (left on the GPU) and lse against the CPU's (lse within lseTol, absolute and relative); `label`
+    // starts the names of the comparisons.
+    const forwardChecks = async (entryPoint: EntryPoint, label: string, gpu: Forward, cpu: Forward, lseTol: number) => {
+      const [gotOut, wantOut] = [await host(gpu.out), await host(cpu.out)];
+      const [gotLse, wantLse] = [await host(gpu.lse), await host(cpu.lse)];
+      const onDevice = gpu.out.device === 'cuda';
+      return [
+        condition(entryPoint, `${label}out device`, onDevice, `out is on ${gpu.out.device}, expected cuda`),
+        fromMismatch(entryPoint, `${label}out`, compareClose(gotOut, wantOut, c.headDimV, atol, rtol, decided)),
+        fromMismatch(entryPoint, `${label}lse`, compareClose(gotLse, wantLse, 1, lseTol, lseTol, decided)),
+      ];
+    };
+
     // Fused forward.
     const cpu = await attentionWithLse(q, k, v, { ...options, backend: 'cpu' });
     keep(cpu.out);
@@ -69,9 +96,7 @@ export async function checkCase(c: Case, random: SeededRandom): Promise<Check[]>
     const gpu = await attentionWithLse(dq, dk, dv, { ...options, backend: 'cuda' });
     keep(gpu.out);
     keep(gpu.lse);
-    checks.push(condition('attention_forward', 'out device', gpu.out.device === 'cuda', `out is on ${gpu.out.device}, expected cuda`));
-    checks.push(fromMismatch('attention_forward', 'out', compareClose(await host(gpu.out), await host(cpu.out), c.headDimV, atol, rtol, decided)));
-    checks.push(fromMismatch('attention_forward', 'lse', compareClose(await host(gpu.lse), await host(cpu.lse), 1, 1e-5, 1e-5, decided)));
+    checks.push(...(await forwardChecks('attention_forward', '', gpu, cpu, 1e-5)));
 
     // Staged. Exact scores: values and metadata agree bit for bit. Random inputs: the scores within the rounding
     // of a differently ordered dot product, the metadata bit for bit wherever no near tie decides.
@@ -110,6 +135,16 @@ export async function checkCase(c: Case, random: SeededRandom): Promise<Check[]>
     const gpuProbs = keep(await compressedSoftmax(gpuScores, { backend: 'cuda' }));
     const gpuOut = keep(await spmm(gpuProbs, dv, { backend: 'cuda' }));
     checks.push(fromMismatch('staged_pipeline', 'staged pipeline out', compareClose(await host(gpuOut), await host(cpuOut), c.headDimV, atol, rtol, decided)));
+
+    // The staged pipeline in one call, against the CPU's three steps above (the fused lse is up to 1e-2 away: the
+    // compressed scores pass through memory rounded to the dtype). A score that the GPU sums in another order may round
+    // to the neighbouring value of the dtype, which moves its row's lse by up to an ulp of the dtype times |lse| + 1.
+    const staged = await attentionWithLse(dq, dk, dv, { ...options, backend: 'cuda', pipeline: 'staged' });
+    keep(staged.out);
+    keep(staged.lse);
+    const stagedCpu = { out: cpuOut, lse: cpuProbs.lse! };
+    const stagedLseTolerance = Math.max(1e-5, ulp(c.dtype));
+    checks.push(...(await forwardChecks('staged_attention', 'staged ', staged, stagedCpu, stagedLseTolerance)));
     return checks;
   } finally {
     for (const x of owned) x.dispose();

@@ -80,12 +80,12 @@ The library is looked for in build/cuda/lib/libdfss.so of this package, or where
 
 export const CHECK_HELP = `Usage: dfss check [options]
 
-Runs every GPU entry point of libdfss (fused attention with its log-sum-exp, sddmm_prune,
-compressed_softmax, spmm and the staged pipeline) against the CPU backend on a grid of sizes (1 to
-1000 queries and keys), dtypes, patterns and masks (causal, per-batch lengths, grouped-query heads,
-[B, N, H, D] strides), on random inputs and on inputs whose scores are exact (their pruning must agree
-bit for bit). A progress bar runs on stderr; a pass/fail table per dtype, pattern and entry point ends
-the output, followed by each failure.
+Runs every GPU entry point of libdfss (fused attention with its log-sum-exp, staged attention in one
+call, sddmm_prune, compressed_softmax, spmm and the staged pipeline) against the CPU backend on a grid
+of sizes (1 to 1000 queries and keys), dtypes, patterns and masks (causal, per-batch lengths,
+grouped-query heads, [B, N, H, D] strides), on random inputs and on inputs whose scores are exact
+(their pruning must agree bit for bit). A progress bar runs on stderr; a pass/fail table per dtype,
+pattern and entry point ends the output, followed by each failure.
 
 Options:
   --grid small|full        small: the cases up to 1000 x 1000 (default); full: adds rows of up to

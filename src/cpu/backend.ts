@@ -28,9 +28,19 @@ export const cpuBackend: Backend = {
   name: 'cpu',
   device: 'cpu',
 
-  async attention(p, q, k, v, withLse) {
-    const lse = withLse ? new Float32Array(p.batch * p.headsQ * p.seqQ) : null;
-    const out = attentionForward(p, values(q, 'q'), values(k, 'k'), values(v, 'v'), undefined, lse);
+  async attention(p, q, k, v, withLse, pipeline) {
+    let out: Float32Array;
+    let lse: Float32Array | null = null;
+    if (pipeline === 'staged') {
+      // The three staged steps, the softmax in place: the compressed scores are rounded to the dtype, as on the GPU.
+      const scores = sddmmPrune(p, values(q, 'q'), values(k, 'k'));
+      const probs = compressedSoftmax(p, scores.values, scores.values);
+      out = spmm(p, probs.probs, scores.metadata, values(v, 'v'));
+      if (withLse) lse = probs.lse;
+    } else {
+      if (withLse) lse = new Float32Array(p.batch * p.headsQ * p.seqQ);
+      out = attentionForward(p, values(q, 'q'), values(k, 'k'), values(v, 'v'), undefined, lse);
+    }
     return { out: hostTensor(p.dtype, out, outShape(p)), lse: lse && hostTensor('float32', lse, rowsShape(p)) };
   },
 

@@ -77,17 +77,49 @@ function producing<T>(work: (output: MakeOutput) => T): T {
   }
 }
 
+/** The functions of dfss.h that size an entry point's device workspace. */
+type WorkspaceSizeFunction = 'dfss_attention_staged_workspace_size' | 'dfss_attention_backward_workspace_size';
+
+/**
+ * Runs `work` (one entry point called sync and checked) with a device workspace of the bytes `sizeFunction` gives
+ * for desc. The workspace is used only by the work that call enqueues on the default stream: released when `work`
+ * returns, it goes back to the block cache, and whatever reuses it is queued after that work.
+ */
+function withWorkspace<T>(
+  lib: DfssLibrary,
+  desc: AttentionDescPointer,
+  sizeFunction: WorkspaceSizeFunction,
+  work: (workspace: bigint | null, bytes: number) => T,
+): T {
+  const bytes: [number] = [0];
+  lib.check(lib[sizeFunction](desc, bytes), sizeFunction);
+  const workspace = Tensor.empty([Math.ceil(Number(bytes[0]) / 4)], 'uint32', 'cuda');
+  try {
+    return work(address(workspace, 'workspace'), bytes[0]);
+  } finally {
+    workspace.dispose();
+  }
+}
+
 export const cudaBackend: Backend = {
   name: 'cuda',
   device: 'cuda',
 
-  async attention(p, q, k, v, withLse) {
+  async attention(p, q, k, v, withLse, pipeline) {
     const lib = requireCuda();
+    const desc = describe(lib, p);
     return producing((output) => {
       const out = output([p.batch, p.headsQ, p.seqQ, p.headDimV], p.dtype);
       const lse = withLse ? output([p.batch, p.headsQ, p.seqQ], 'float32') : null;
-      const status = lib.dfss_attention_forward(describe(lib, p), address(q, 'q'), address(k, 'k'), address(v, 'v'), address(out, 'out'), address(lse, 'lse'));
-      lib.check(status, 'dfss_attention_forward');
+      const inputs = [address(q, 'q'), address(k, 'k'), address(v, 'v')] as const;
+      const tensors = [...inputs, address(out, 'out'), address(lse, 'lse')] as const;
+      if (pipeline === 'staged') {
+        withWorkspace(lib, desc, 'dfss_attention_staged_workspace_size', (workspace, bytes) =>
+          lib.check(lib.dfss_attention_staged(desc, ...tensors, workspace, bytes), 'dfss_attention_staged'),
+        );
+      } else {
+        lib.check(lib.dfss_attention_forward(desc, ...tensors), 'dfss_attention_forward');
+      }
       return { out, lse };
     });
   },
@@ -128,8 +160,6 @@ export const cudaBackend: Backend = {
   async attentionBackward(p, t) {
     const lib = requireCuda();
     const desc = describe(lib, p);
-    const bytes: [number] = [0];
-    lib.check(lib.dfss_attention_backward_workspace_size(desc, bytes), 'dfss_attention_backward_workspace_size');
     const dqShape = [p.batch, p.headsQ, p.seqQ, p.headDim];
     const dkShape = [p.batch, p.headsKv, p.seqK, p.headDim];
     const dvShape = [p.batch, p.headsKv, p.seqK, p.headDimV];
@@ -139,11 +169,8 @@ export const cudaBackend: Backend = {
       dk_strides: contiguousStrides(dkShape),
       dv_strides: contiguousStrides(dvShape),
     };
-    // The workspace is used only by the work this call enqueues on the default stream: released when the call
-    // returns, it goes back to the block cache, and whatever reuses it is queued after that work.
-    const workspace = Tensor.empty([Math.ceil(Number(bytes[0]) / 4)], 'uint32', 'cuda');
-    try {
-      return producing((output) => {
+    return withWorkspace(lib, desc, 'dfss_attention_backward_workspace_size', (workspace, bytes) =>
+      producing((output) => {
         const dq = output(dqShape, p.dtype);
         const dk = output(dkShape, p.dtype);
         const dv = output(dvShape, p.dtype);
@@ -159,14 +186,12 @@ export const cudaBackend: Backend = {
           address(dq, 'dq'),
           address(dk, 'dk'),
           address(dv, 'dv'),
-          address(workspace, 'workspace'),
-          bytes[0],
+          workspace,
+          bytes,
         );
         lib.check(status, 'dfss_attention_backward');
         return { dq, dk, dv };
-      });
-    } finally {
-      workspace.dispose();
-    }
+      }),
+    );
   },
 };

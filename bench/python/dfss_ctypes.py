@@ -132,12 +132,17 @@ PROTOTYPES = {
     "dfss_sddmm_prune": (_status, [_desc_ptr, _ptr, _ptr, _ptr, _ptr]),
     "dfss_compressed_softmax": (_status, [_desc_ptr, _ptr, _ptr, _ptr]),
     "dfss_spmm": (_status, [_desc_ptr, _ptr, _ptr, _ptr, _ptr]),
+    "dfss_attention_staged_workspace_size": (_status, [_desc_ptr, ctypes.POINTER(ctypes.c_uint64)]),
+    "dfss_attention_staged": (_status, [_desc_ptr] + [_ptr] * 6 + [ctypes.c_uint64]),
     "dfss_attention_backward_workspace_size": (_status, [_desc_ptr, ctypes.POINTER(ctypes.c_uint64)]),
     "dfss_attention_backward": (
         _status,
         [_desc_ptr, ctypes.POINTER(BackwardStrides)] + [_ptr] * 10 + [ctypes.c_uint64],
     ),
 }
+# Functions added in version 0.3 (the ABI version did not change): a 0.2 library loads without them, so that the
+# benchmarks can compare it with a newer one.
+SINCE_0_3 = frozenset(("dfss_attention_staged_workspace_size", "dfss_attention_staged"))
 
 
 class DfssError(RuntimeError):
@@ -178,6 +183,8 @@ class Dfss:
                 "%s implements dfss ABI version %d; this binding was written for version %d" % (self.path, abi, ABI_VERSION)
             )
         for name, (restype, argtypes) in PROTOTYPES.items():
+            if name in SINCE_0_3 and not hasattr(self.raw, name):
+                continue  # a 0.2 library (same ABI): calling it fails with ctypes' "undefined symbol"
             function = getattr(self.raw, name)
             function.restype = restype
             function.argtypes = argtypes
@@ -306,16 +313,20 @@ class Dfss:
     def spmm(self, desc, probs, metadata, v, out):
         self.check(self.raw.dfss_spmm(ctypes.byref(desc), probs, metadata, v, out), "dfss_spmm")
 
-    # ----- backward
-
-    def attention_backward_workspace_size(self, desc):
-        """Bytes of device workspace dfss_attention_backward needs for desc."""
+    def workspace_size(self, entry_point, desc):
+        """Bytes of device workspace that entry_point ("attention_staged", "attention_backward") needs for desc."""
+        name = "dfss_%s_workspace_size" % entry_point
         size = ctypes.c_uint64()
-        self.check(
-            self.raw.dfss_attention_backward_workspace_size(ctypes.byref(desc), ctypes.byref(size)),
-            "dfss_attention_backward_workspace_size",
-        )
+        self.check(getattr(self.raw, name)(ctypes.byref(desc), ctypes.byref(size)), name)
         return size.value
+
+    def attention_staged(self, desc, q, k, v, out, lse, workspace, workspace_bytes):
+        self.check(
+            self.raw.dfss_attention_staged(ctypes.byref(desc), q, k, v, out, lse, workspace, workspace_bytes),
+            "dfss_attention_staged",
+        )
+
+    # ----- backward
 
     def attention_backward(self, desc, q, k, v, out, dout, lse, dq, dk, dv, workspace, workspace_bytes, strides=None):
         """strides: a BackwardStrides, or None for the descriptor's layouts (see dfss.h)."""

@@ -78,10 +78,17 @@ class DfssTorch:
     def spmm(self, desc, probs, metadata, v, out):
         self.lib.spmm(desc, probs.data_ptr(), None if metadata is None else metadata.data_ptr(), v.data_ptr(), out.data_ptr())
 
-    def backward_workspace(self, desc, device):
-        """A device workspace (uint8, torch's allocations are 256-byte aligned) of the size that
-        dfss_attention_backward needs for desc."""
-        return torch.empty(self.lib.attention_backward_workspace_size(desc), dtype=torch.uint8, device=device)
+    def workspace(self, entry_point, desc, device):
+        """A device workspace (uint8, torch's allocations are 256-byte aligned) of the size that entry_point
+        ("attention_staged", "attention_backward") needs for desc."""
+        return torch.empty(self.lib.workspace_size(entry_point, desc), dtype=torch.uint8, device=device)
+
+    def attention_staged(self, desc, q, k, v, out, workspace, lse=None):
+        """The staged pipeline in one call (softmax folded into sddmm_prune and spmm)."""
+        self.lib.attention_staged(
+            desc, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), None if lse is None else lse.data_ptr(),
+            workspace.data_ptr(), workspace.numel(),
+        )
 
     def attention_backward(self, desc, q, k, v, out, dout, lse, dq, dk, dv, workspace, strides=None):
         """dq, dk, dv of the forward of desc for dout (dout, dq, dk, dv in the layouts of out, q, k, v unless

@@ -29,6 +29,8 @@ def main():
     parser.add_argument("--patterns", default="dense,2:4,1:2")
     parser.add_argument("--causal", action="store_true")
     parser.add_argument("--staged", action="store_true", help="the staged pipeline (sddmm_prune, softmax, spmm)")
+    parser.add_argument("--staged-call", action="store_true",
+                        help="the staged pipeline in one call (dfss_attention_staged: sddmm_prune, spmm)")
     parser.add_argument("--backward", action="store_true", help="also the fused backward, after each forward")
     parser.add_argument("--seqlens-k", help="the valid key length of each batch entry, comma-separated (padded batches)")
     args = parser.parse_args()
@@ -50,16 +52,19 @@ def main():
             dfss.sddmm_prune(desc, q, k, values, metadata)
             dfss.compressed_softmax(desc, values, values)
             dfss.spmm(desc, values, metadata, v, out)
+        elif args.staged_call:
+            dfss.attention_staged(desc, q, k, v, out, dfss.workspace("attention_staged", desc, q.device))
         elif args.backward:
             lse = torch.empty(shape[:3], dtype=torch.float32, device="cuda")
             dfss.attention_forward(desc, q, k, v, out, lse)
             dq, dk, dv = (torch.empty_like(t) for t in (q, k, v))
-            workspace = dfss.backward_workspace(desc, q.device)
+            workspace = dfss.workspace("attention_backward", desc, q.device)
             dfss.attention_backward(desc, q, k, v, out, torch.randn_like(out), lse, dq, dk, dv, workspace)
         else:
             dfss.attention_forward(desc, q, k, v, out)
         torch.cuda.synchronize()
-        kind = "staged" if args.staged else ("fused forward + backward" if args.backward else "fused")
+        kind = "staged" if args.staged else "staged call" if args.staged_call else (
+            "fused forward + backward" if args.backward else "fused")
         print("ran %s %s %s %s" % (kind, pattern, args.dtype, shape))
 
 

@@ -24,6 +24,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention_shape.h"
 #include "dtype.cuh"
@@ -63,6 +64,17 @@ DFSS_HOST_DEVICE constexpr size_t sddmm_shared_bytes(int head_dim) {
 }
 // Every device of compute capability 8.x and 9.0 grants a block 99 KiB of shared memory (sm_86 and sm_89 no more).
 static_assert(sddmm_shared_bytes<float>(128) <= 99 * 1024, "float32 tiles of D = 128 within every sm_80+ device's limit");
+
+// The bits of metadata word w of a key tile (2:4: two words of 8 groups, 4 bits each; 1:2: one word of 32 groups,
+// 1 bit each) that belong to the tile's first `groups` groups.
+template <int Pattern>
+__device__ __forceinline__ uint32_t valid_group_bits(int groups, int w) {
+  constexpr int kGroupsPerWord = Pattern == DFSS_PATTERN_2_4 ? 8 : 32;
+  constexpr int kBitsPerGroup = 32 / kGroupsPerWord;
+  const int in_word = groups - kGroupsPerWord * w;
+  if (in_word >= kGroupsPerWord) return 0xFFFFFFFFu;
+  return in_word <= 0 ? 0u : (1u << (kBitsPerGroup * in_word)) - 1u;
+}
 
 template <typename T, int HeadDim, int Pattern, bool RowMax>
 __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T)))
@@ -254,49 +266,91 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       }
     };
     const auto keep_pair = [&](int r, int u, const float (&pair)[kRun]) {
-      if constexpr (RowMax) lane_max[r] = fmaxf(lane_max[r], fmaxf(pair[0], pair[1]));
       if constexpr (kFloat32) {
         store(r, u, pair);
       } else {
-        packed[r][u] = pack_bits(rounded_bits<T>(pair[0]), rounded_bits<T>(pair[1]));
+        packed[r][u] = pack_rounded<T>(pair[0], pair[1]);
       }
     };
+    const auto score = [&](int r, int u, int c) -> float & {
+      return acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
+    };
+    // Sparse patterns: the lane's largest score of each row with max.NaN, and a warp vote per tile. Unless some score
+    // of the warp is NaN, the choice runs the NaN-free networks (select.cuh: one compare where NaN ranking takes two,
+    // the pairs' maxima as their winners), as the fused forward does; the row maxima are then the tile's. The pairs'
+    // maxima are taken again in that branch: kept across the vote they cost 16 registers (spills on sm_80).
+    float tile_row_max[2] = {-INFINITY, -INFINITY};
+    bool tile_has_nan = false;
+    if constexpr (Pattern != DFSS_PATTERN_DENSE) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
+      for (int r = 0; r < 2; ++r) {
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        float scores[4];
-#pragma unroll
-        for (int c = 0; c < 4; ++c) scores[c] = acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
-        if constexpr (Pattern == DFSS_PATTERN_DENSE) {
-          if constexpr (RowMax) {
-            lane_max[r] = fmaxf(lane_max[r], fmaxf(fmaxf(scores[0], scores[1]), fmaxf(scores[2], scores[3])));
-          }
-          store(r, u, scores);
-        } else if constexpr (Pattern == DFSS_PATTERN_1_2) {
-          // Groups (key 16u + 4a, +1) and (+2, +3) of the tile: its groups 8u + 2a and + 1, bits 8u + 2a (+1) of the
-          // tile's word. select_1_of_2_pairs names the kept index of pair h in bit 2h of its nibble.
-          const GroupChoice choice = select_1_of_2_pairs(scores[0], scores[1], scores[2], scores[3]);
-          const float kept[2] = {choice.first, choice.second};
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int group = 8 * u + 2 * quad_lane + h;
-            if (group < tile_groups) words[r][0] |= ((choice.nibble >> (2 * h)) & 1u) << group;
-          }
-          keep_pair(r, u, kept);
-        } else {
-          // Group 4u + a of the tile: nibble 4u + a (mod 8) of word u / 2 of the tile.
-          const GroupChoice choice = select_2_of_4(scores[0], scores[1], scores[2], scores[3]);
-          const float kept[2] = {choice.first, choice.second};
-          if (4 * u + quad_lane < tile_groups) words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
-          keep_pair(r, u, kept);
+        for (int u = 0; u < 4; ++u) {
+          const float group_max = max_or_nan(max_or_nan(score(r, u, 0), score(r, u, 1)),
+                                             max_or_nan(score(r, u, 2), score(r, u, 3)));
+          tile_row_max[r] = max_or_nan(tile_row_max[r], group_max);
         }
       }
-      if constexpr (Pattern != DFSS_PATTERN_DENSE && !kFloat32) {
-        // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
-        transpose_quad(packed[r], quad_lane);
-        if (row_inside[r]) {
-          store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+      tile_has_nan = __any_sync(0xffffffffu, (tile_row_max[0] != tile_row_max[0]) | (tile_row_max[1] != tile_row_max[1]));
+    }
+    const auto choose_and_pack = [&](auto may_hold_nan) {
+      constexpr bool kNanFree = !decltype(may_hold_nan)::value;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          float scores[4];
+#pragma unroll
+          for (int c = 0; c < 4; ++c) scores[c] = score(r, u, c);
+          if constexpr (Pattern == DFSS_PATTERN_DENSE) {
+            if constexpr (RowMax) {
+              lane_max[r] = fmaxf(lane_max[r], fmaxf(fmaxf(scores[0], scores[1]), fmaxf(scores[2], scores[3])));
+            }
+            store(r, u, scores);
+          } else {
+            const GroupChoice choice =
+                kNanFree ? select_group_nan_free<Pattern>(scores[0], scores[1], scores[2], scores[3],
+                                                          fmaxf(scores[0], scores[1]), fmaxf(scores[2], scores[3]))
+                         : select_group<Pattern>(scores[0], scores[1], scores[2], scores[3]);
+            // A group's largest score is always kept: the row's maximum is that of its groups (NaN ignored).
+            if constexpr (RowMax && !kNanFree) lane_max[r] = fmaxf(lane_max[r], choice.group_max);
+            if constexpr (Pattern == DFSS_PATTERN_1_2) {
+              // Groups (key 16u + 4a, +1) and (+2, +3) of the tile: its groups 8u + 2a and + 1, bits 8u + 2a (+1) of
+              // the tile's word. The networks name the kept index of pair h in bit 2h of the nibble.
+              const uint32_t bits = (choice.nibble & 1u) | ((choice.nibble >> 1) & 2u);
+              words[r][0] |= bits << (8 * u + 2 * quad_lane);
+            } else {
+              // Group 4u + a of the tile: nibble 4u + a (mod 8) of word u / 2 of the tile.
+              words[r][u >> 1] |= choice.nibble << (4 * (4 * (u & 1) + quad_lane));
+            }
+            const float kept[2] = {choice.first, choice.second};
+            keep_pair(r, u, kept);
+          }
+        }
+        if constexpr (RowMax && kNanFree && Pattern != DFSS_PATTERN_DENSE) {
+          lane_max[r] = fmaxf(lane_max[r], tile_row_max[r]);
+        }
+        if constexpr (Pattern != DFSS_PATTERN_DENSE && !kFloat32) {
+          // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
+          transpose_quad(packed[r], quad_lane);
+          if (row_inside[r]) {
+            store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+          }
+        }
+      }
+    };
+    if (tile_has_nan) {
+      choose_and_pack(std::true_type{});
+    } else {
+      choose_and_pack(std::false_type{});
+    }
+    // Groups past the row's end (only in its last tile) hold metadata bits 0: cleared here once, not checked per group.
+    if constexpr (Pattern != DFSS_PATTERN_DENSE) {
+      if (tile_groups < kTileGroups) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+#pragma unroll
+          for (int w = 0; w < 2; ++w) words[r][w] &= valid_group_bits<Pattern>(tile_groups, w);
         }
       }
     }

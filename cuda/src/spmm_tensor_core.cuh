@@ -74,8 +74,15 @@ __device__ __forceinline__ uint32_t exponentials_of(uint32_t scores, float max_l
   return pack_rounded<T>(lo, hi);
 }
 
+// Blocks per SM that ptxas keeps registers for (0: no bound). The sparse kernels up to Dv = 64 fit 96 registers
+// without spills: 5 blocks of 4 warps an SM where the folded softmax's 123 registers left room for 4 (the kernel waits
+// on its loads; more warps hide more of them). Dense ones spill under that bound, and keep their own count.
+constexpr int spmm_min_blocks(int head_dim_v, int pattern) {
+  return head_dim_v <= 64 && pattern != DFSS_PATTERN_DENSE ? 5 : 0;
+}
+
 template <typename T, int HeadDimV, int Pattern, bool Scores>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
     spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v,
                             const int32_t *seqlens_k, T *out, const float *row_max, float *lse) {
 #if DFSS_MMA_AVAILABLE

@@ -6,8 +6,9 @@ Runs on a GPU host with PyTorch (CUDA) and a built libdfss.so (loaded with ctype
     python3 bench/python/bench_attention.py --lib bundle/dfss-gpu/lib/libdfss.so --out "$OUT" [--quick]
 
 Variants, on the same inputs: dfss fused 2:4, 1:2 and dense; dfss staged 2:4 (sddmm_prune, compressed_softmax,
-spmm), and in one call (dfss_attention_staged: the softmax folded into sddmm_prune and spmm); torch scaled_dot_product_attention with the flash and the cuDNN backend; unfused torch attention
-(bmm + softmax + bmm, the paper's baseline). Each dfss output is checked before it is timed: dense against
+spmm), and in one call (dfss_attention_staged: the softmax folded into sddmm_prune and spmm); torch
+scaled_dot_product_attention with the flash and the cuDNN backend; unfused torch attention (bmm + softmax + bmm,
+the paper's baseline). Each dfss output is checked before it is timed: dense against
 torch SDPA, the N:M variants against dfss_reference (the dfss.h semantics in PyTorch) on a sample of rows,
 the staged metadata bit for bit; a failed check marks the cell WRONG.
 

@@ -291,7 +291,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
           tile_row_max[r] = max_or_nan(tile_row_max[r], group_max);
         }
       }
-      tile_has_nan = __any_sync(0xffffffffu, (tile_row_max[0] != tile_row_max[0]) | (tile_row_max[1] != tile_row_max[1]));
+      const bool lane_has_nan = (tile_row_max[0] != tile_row_max[0]) | (tile_row_max[1] != tile_row_max[1]);
+      tile_has_nan = __any_sync(0xffffffffu, lane_has_nan);
     }
     const auto choose_and_pack = [&](auto may_hold_nan) {
       constexpr bool kNanFree = !decltype(may_hold_nan)::value;
@@ -392,7 +393,8 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const float max = quad_max(lane_max[r]);
-      if (quad_lane == 0 && row_inside[r]) row_max[head_row * shape.seq_q + first_row + warp * 16 + lane / 4 + 8 * r] = max;
+      const int64_t i = first_row + warp * 16 + lane / 4 + 8 * r;
+      if (quad_lane == 0 && row_inside[r]) row_max[head_row * shape.seq_q + i] = max;
     }
   }
 #else

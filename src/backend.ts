@@ -24,7 +24,8 @@ export type AttentionGradients = {
 export type BackendName = 'cpu' | 'cuda';
 export type BackendChoice = BackendName | 'auto';
 /** How a forward runs: one fused pass, or the staged pipeline through compressed scores (AttentionOptions). */
-export type Pipeline = 'fused' | 'staged';
+export const PIPELINES = ['fused', 'staged'] as const;
+export type Pipeline = (typeof PIPELINES)[number];
 
 export interface Backend {
   readonly name: BackendName;

@@ -161,6 +161,24 @@ test('dfss attention with GQA, causal, scale, 1:2, bfloat16 and --lse', async ()
   });
 });
 
+test('dfss attention --pipeline staged writes what the staged pipeline computes, out and lse', async () => {
+  await withTempDir(async (dir) => {
+    const inputs = await writeInputs(dir, { q: [1, 2, 17, 8], k: [1, 2, 19, 8], v: [1, 2, 19, 8] }, 13);
+    const out = join(dir, 'out.npy');
+    const lse = join(dir, 'lse.npy');
+    const args = ['attention', inputs.q, inputs.k, inputs.v, '-o', out, '--lse', lse, '--dtype', 'bfloat16'];
+    const result = await runCli([...args, '--pipeline', 'staged', '--backend', 'cpu']);
+    assert.equal(result.code, 0, result.stderr);
+    const options = { pattern: '2:4', backend: 'cpu' } as const;
+    const staged = await attentionWithLse(...tensors(inputs, 'bfloat16'), { ...options, pipeline: 'staged' });
+    assert.deepEqual((await readNpy(out)).data, await staged.out.toFloat32Array());
+    assert.deepEqual((await readNpy(lse)).data, await staged.lse.toFloat32Array());
+    // The flag reaches the library: the fused pass keeps the scores in float32, so its lse differs.
+    const fused = await attentionWithLse(...tensors(inputs, 'bfloat16'), options);
+    assert.notDeepEqual((await readNpy(lse)).data, await fused.lse.toFloat32Array());
+  });
+});
+
 test('dfss attention reads float16 .npy inputs and computes in float32 when asked', async () => {
   await withTempDir(async (dir) => {
     const shape = [1, 2, 5, 4];
@@ -228,6 +246,7 @@ test('dfss attention: bad flags give one line, exit status 2, and read no file',
     [[...files, '-o', 'o.npy', '--scale', 'big'], /--scale: expected a finite number, got "big"/],
     [[...files, '-o', 'o.npy', '--scale', 'NaN'], /--scale: expected a finite number, got "NaN"/],
     [[...files, '-o', 'o.npy', '--backend', 'gpu'], /--backend: expected one of auto, cpu, cuda, got "gpu"/],
+    [[...files, '-o', 'o.npy', '--pipeline', 'paper'], /--pipeline: expected one of fused, staged, got "paper"/],
     [[...files, '-o', 'o.npy', '--fast'], /unknown flag --fast/],
     [[...files, '-o', 'o.npy', '--causal=1'], /--causal takes no value/],
     [[...files], /-o\/--output is required/],
@@ -326,7 +345,7 @@ test('--help, <command> --help and --version', async () => {
     }
   }
   const attentionHelp = (await runCli(['attention', '--help'])).stdout;
-  for (const flag of ['--output', '--pattern', '--dtype', '--causal', '--scale', '--backend', '--lse']) {
+  for (const flag of ['--output', '--pattern', '--dtype', '--causal', '--scale', '--backend', '--pipeline', '--lse']) {
     assert.ok(attentionHelp.includes(flag), flag);
   }
   const version = await runCli(['--version']);

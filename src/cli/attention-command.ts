@@ -1,5 +1,6 @@
 // `dfss attention q.npy k.npy v.npy -o out.npy`: attention of arrays read from .npy files, written as float32
 // .npy (and, on request, the log-sum-exp of each row).
+import { PIPELINES } from '../backend.js';
 import { Tensor, attention, attentionWithLse, resolveBackend } from '../index.js';
 import { DTYPES, decodeFloat16, type DType } from '../dtype.js';
 import { DfssError } from '../errors.js';
@@ -14,6 +15,7 @@ const FLAGS = {
   causal: { kind: 'boolean' },
   scale: { kind: 'string' },
   backend: { kind: 'string' },
+  pipeline: { kind: 'string' },
   lse: { kind: 'string' },
   help: { kind: 'boolean', short: 'h' },
 } as const;
@@ -32,6 +34,7 @@ export async function runAttentionCommand(argv: readonly string[]): Promise<void
   const pattern = parsePatternFlag('pattern', flags.pattern ?? '2:4');
   const scale = flags.scale === undefined ? undefined : parseFiniteNumber('scale', flags.scale);
   const backendChoice = parseChoice('backend', flags.backend ?? 'auto', BACKEND_CHOICES);
+  const pipeline = parseChoice('pipeline', flags.pipeline ?? 'fused', PIPELINES);
   // 'auto' takes CUDA only where libdfss implements this dtype and pattern; 'cuda' fails here if it cannot run.
   const backend = resolveBackend(backendChoice, { device: 'cpu', dtype, pattern });
 
@@ -42,7 +45,7 @@ export async function runAttentionCommand(argv: readonly string[]): Promise<void
       tensors.push(toTensor(arrays[index], positionals[index], name, dtype));
     }
     const [q, k, v] = tensors;
-    const options = { pattern, causal: flags.causal === true, scale, backend };
+    const options = { pattern, causal: flags.causal === true, scale, backend, pipeline };
     if (flags.lse === undefined) {
       const out = await attention(q, k, v, options);
       tensors.push(out);

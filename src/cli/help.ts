@@ -61,6 +61,8 @@ Options:
   --causal                 causal (bottom-right aligned) masking
   --scale X                score scale (default 1/sqrt(D))
   --backend auto|cpu|cuda  where to run (default auto)
+  --pipeline fused|staged  one fused pass (default), or the paper's staged pipeline through compressed scores
+                           rounded to the dtype (dfss_attention_staged on the GPU)
   --lse FILE               also write the log-sum-exp of each row, [B, Hq, Nq] float32, to FILE
   -h, --help               this text
 `;

@@ -130,20 +130,23 @@ int64_t staged_grid_blocks(const AttentionShape &shape) {
 
 namespace {
 
+// What sddmm_prune and spmm both need: the dtype and pattern, an instantiation of the head dim they multiply over
+// (D, Dv), a grid within INT_MAX blocks, and a device with tensor cores.
+bool takes_staged_kernel(const AttentionShape &shape, int64_t head_dim) {
+  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
+  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(head_dim)) return false;
+  return staged_grid_blocks(shape) <= INT_MAX && has_tensor_core_kernels();
+}
+
 bool takes_sddmm_prune(const AttentionCall &call, const void *q, const void *k) {
   const AttentionShape &shape = call.shape;
-  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
-  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim)) return false;
-  if (!rows_of_16_bytes(q, shape.q, shape.dtype) || !rows_of_16_bytes(k, shape.k, shape.dtype)) return false;
-  return staged_grid_blocks(shape) <= INT_MAX && has_tensor_core_kernels();
+  return rows_of_16_bytes(q, shape.q, shape.dtype) && rows_of_16_bytes(k, shape.k, shape.dtype) &&
+         takes_staged_kernel(shape, shape.head_dim);
 }
 
 bool takes_spmm(const AttentionCall &call, const void *v) {
   const AttentionShape &shape = call.shape;
-  const bool float32_dense_or_1_2 = shape.dtype == DFSS_DTYPE_FLOAT32 && shape.layout.m != 4;
-  if ((!is_16_bit(shape.dtype) && !float32_dense_or_1_2) || !has_instantiation(shape.head_dim_v)) return false;
-  if (!rows_of_16_bytes(v, shape.v, shape.dtype)) return false;
-  return staged_grid_blocks(shape) <= INT_MAX && has_tensor_core_kernels();
+  return rows_of_16_bytes(v, shape.v, shape.dtype) && takes_staged_kernel(shape, shape.head_dim_v);
 }
 
 }  // namespace

@@ -226,6 +226,10 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
 #pragma unroll
     for (int r = 0; r < 2; ++r) key_limit[r] = allowed_keys_in_tile(key_end[r], key0, kTileKeys);
     const bool masked = key_limit[0] < kTileKeys || key_limit[1] < kTileKeys;
+    // Score c (key 16u + 4 quad_lane + c of the tile) of row r: its accumulator.
+    const auto score = [&](int r, int u, int c) -> float & {
+      return acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
+    };
     // Scores in place: scale, and -inf at the keys a row does not see, behind a branch that only the tiles holding
     // a row's last keys take (as selects on every tile, the masks were ~96 of the epilogue's ~500 PTX instructions).
 #pragma unroll
@@ -240,8 +244,7 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
         for (int u = 0; u < 4; ++u) {
 #pragma unroll
           for (int c = 0; c < 4; ++c) {
-            float &score = acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
-            if (16 * u + 4 * quad_lane + c >= key_limit[r]) score = -INFINITY;
+            if (16 * u + 4 * quad_lane + c >= key_limit[r]) score(r, u, c) = -INFINITY;
           }
         }
       }
@@ -271,9 +274,6 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
       } else {
         packed[r][u] = pack_rounded<T>(pair[0], pair[1]);
       }
-    };
-    const auto score = [&](int r, int u, int c) -> float & {
-      return acc[2 * u + accumulator_tile_of(c)][2 * r + accumulator_column_of(c)];
     };
     // Sparse patterns: the lane's largest score of each row with max.NaN, and a warp vote per tile. Unless some score
     // of the warp is NaN, the choice runs the NaN-free networks (select.cuh: one compare where NaN ranking takes two,

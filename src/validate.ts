@@ -1,6 +1,6 @@
 // Turns the user's tensors and options into an AttentionProblem, or throws an error that names the argument
 // and what was expected. The one place where the public API checks its input.
-import type { BackendChoice, Pipeline } from './backend.js';
+import { type BackendChoice, type Pipeline, PIPELINES } from './backend.js';
 import { type DType, isDType } from './dtype.js';
 import { InvalidArgumentError } from './errors.js';
 import { type Pattern, parsePattern } from './pattern.js';
@@ -51,8 +51,8 @@ export function checkBackendChoice(choice: unknown): BackendChoice {
 
 export function checkPipeline(choice: unknown): Pipeline {
   if (choice === undefined) return 'fused';
-  if (choice === 'fused' || choice === 'staged') return choice;
-  throw new InvalidArgumentError('options.pipeline', "'fused' or 'staged'", choice);
+  if ((PIPELINES as readonly unknown[]).includes(choice)) return choice as Pipeline;
+  throw new InvalidArgumentError('options.pipeline', PIPELINES.map((p) => `'${p}'`).join(' or '), choice);
 }
 
 /** A live rank-4 float tensor. */

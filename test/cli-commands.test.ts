@@ -179,7 +179,7 @@ test('dfss bench: progress on stderr, a table per dtype, N and variant on stdout
     assert.match(result.stdout, /^dtype +N +B +variant +median ms +TFLOP\/s\* +vs dense$/m);
     assert.match(result.stdout, /^float16 +8 +1 +dense +\d+\.\d{3} +\S+ +1\.00x$/m);
     assert.match(result.stdout, /^bfloat16 +16 +1 +2:4 +\d+\.\d{3} +\S+ +\d+\.\d\dx$/m);
-    assert.match(result.stdout, /^dfss bench: backend cpu \(the pure TypeScript reference\), /m);
+    assert.match(result.stdout, /^dfss bench: backend cpu \(the pure TypeScript reference\), .*, non-causal, fused pipeline$/m);
 
     const chart = readFileSync(svg, 'utf8');
     assert.match(chart, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
@@ -198,7 +198,7 @@ test('dfss bench: progress on stderr, a table per dtype, N and variant on stdout
 });
 
 test('dfss bench --json: every measurement with its rate, and the configuration', async () => {
-  const result = await runCli(['bench', ...SMALL_BENCH, '--pattern', '2:4,dense', '--json', '--causal']);
+  const result = await runCli(['bench', ...SMALL_BENCH, '--pattern', '2:4,dense', '--json', '--causal', '--pipeline', 'staged']);
   assert.equal(result.code, 0, result.stderr);
   const report = JSON.parse(result.stdout);
   assert.equal(report.backend, 'cpu');
@@ -206,6 +206,7 @@ test('dfss bench --json: every measurement with its rate, and the configuration'
   assert.deepEqual(report.config.seqs, [8, 16]);
   assert.deepEqual(report.config.patterns, ['2:4', 'dense']);
   assert.equal(report.config.causal, true);
+  assert.equal(report.config.pipeline, 'staged');
   assert.deepEqual(
     report.results.map((r: { seq: number; variant: string }) => `${r.seq} ${r.variant}`),
     ['8 2:4', '8 dense', '16 2:4', '16 dense'],
@@ -227,6 +228,7 @@ test('dfss bench: bad arguments exit with status 2 before anything runs', async 
     [['--pattern', '4:4'], /--pattern: expected dense or N:M/],
     [['--svg', join(import.meta.dirname, 'no-such-dir', 'chart.svg')], /--svg: cannot write .*chart\.svg: the directory .*no-such-dir does not exist or is not writable/],
     [['--backend', 'tpu'], /--backend: expected one of auto, cpu, cuda/],
+    [['--pipeline', 'flash'], /--pipeline: expected one of fused, staged/],
   ];
   for (const [args, pattern] of cases) {
     const result = await runCli(['bench', ...args]);

@@ -6,7 +6,7 @@ import { access, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 import { attention, backendInfo, cudaSupports, resolveBackend, Tensor } from '../index.js';
-import type { BackendName } from '../backend.js';
+import { type BackendName, type Pipeline, PIPELINES } from '../backend.js';
 import { DTYPES, type DType } from '../dtype.js';
 import { formatPattern, type Pattern } from '../pattern.js';
 import { SeededRandom } from '../random.js';
@@ -29,6 +29,7 @@ const FLAGS = {
   heads: { kind: 'string' },
   dim: { kind: 'string' },
   causal: { kind: 'boolean' },
+  pipeline: { kind: 'string' },
   runs: { kind: 'string' },
   seed: { kind: 'string' },
   json: { kind: 'boolean' },
@@ -54,6 +55,7 @@ export interface BenchConfig {
   readonly heads: number;
   readonly dim: number;
   readonly causal: boolean;
+  readonly pipeline: Pipeline;
   readonly runs: number;
   readonly seed: number;
 }
@@ -95,6 +97,7 @@ export async function runBenchCommand(argv: readonly string[]): Promise<void> {
   const seqs = flags.seq === undefined ? undefined : list('seq', flags.seq).map((s) => parseInteger('seq', s, 1));
   const dtypes = flags.dtype === undefined ? undefined : list('dtype', flags.dtype).map((d) => parseChoice('dtype', d, DTYPES));
   const patterns = list('pattern', flags.pattern ?? 'dense,1:2,2:4').map((p) => parsePatternFlag('pattern', p));
+  const pipeline = parseChoice('pipeline', flags.pipeline ?? 'fused', PIPELINES);
   const integer = (name: 'batch' | 'heads' | 'dim' | 'runs' | 'seed', min: number): number | undefined =>
     flags[name] === undefined ? undefined : parseInteger(name, flags[name], min);
   const batch = integer('batch', 1);
@@ -117,6 +120,7 @@ export async function runBenchCommand(argv: readonly string[]): Promise<void> {
     heads: heads ?? defaults.heads,
     dim: dim ?? defaults.dim,
     causal: flags.causal === true,
+    pipeline,
     runs: runs ?? defaults.runs,
     seed,
   };
@@ -157,7 +161,7 @@ function describeDevice(backend: BackendName): string {
 }
 
 async function bench(config: BenchConfig): Promise<BenchReport> {
-  const { backend, seqs, dtypes, patterns, heads, dim, causal, runs } = config;
+  const { backend, seqs, dtypes, patterns, heads, dim, causal, pipeline, runs } = config;
   const skipped: BenchReport['skipped'][number][] = [];
   const plan: { dtype: DType; variants: (Pattern | null)[] }[] = [];
   for (const dtype of dtypes) {
@@ -197,7 +201,7 @@ async function bench(config: BenchConfig): Promise<BenchReport> {
           for (const pattern of variants) {
             const variant = formatPattern(pattern);
             progress.show(`${dtype} ${variant} N=${seq}`);
-            const ms = await medianMs(async () => (await attention(q, k, v, { pattern, causal, backend })).dispose(), runs);
+            const ms = await medianMs(async () => (await attention(q, k, v, { pattern, causal, backend, pipeline })).dispose(), runs);
             if (pattern === null) denseMs = ms;
             const tflops = attentionFlops(batch, heads, seq, seq, dim, causal) / (ms / 1e3) / 1e12;
             results.push({ variant, dtype, seq, batch, medianMs: ms, tflops, speedup: null });
@@ -228,7 +232,7 @@ async function bench(config: BenchConfig): Promise<BenchReport> {
 
 function describeShape(config: BenchReport['config']): string {
   const batch = config.batch === null ? `B=${config.tokens}/N` : `B=${config.batch}`;
-  return `${batch}, H=${config.heads}, D=${config.dim}, ${config.causal ? 'causal' : 'non-causal'}`;
+  return `${batch}, H=${config.heads}, D=${config.dim}, ${config.causal ? 'causal' : 'non-causal'}, ${config.pipeline} pipeline`;
 }
 
 export function formatBenchReport(report: BenchReport): string {

@@ -119,6 +119,7 @@ Options:
   --heads H                attention heads (default 16 on a GPU, 2 on the CPU)
   --dim D                  head dimension (default 64 on a GPU, 32 on the CPU)
   --causal                 causal (bottom-right aligned) masking
+  --pipeline fused|staged  one fused pass (default), or the paper's staged pipeline (dfss_attention_staged)
   --runs R                 timed runs of each measurement (default 10 on a GPU, 2 on the CPU)
   --seed S                 seed of the random inputs (default 1)
   --json                   print the results as JSON (for scripts) instead of the table

@@ -76,14 +76,18 @@ __device__ __forceinline__ uint32_t valid_group_bits(int groups, int w) {
   return in_word <= 0 ? 0u : (1u << (kBitsPerGroup * in_word)) - 1u;
 }
 
-template <typename T, int HeadDim, int Pattern, bool RowMax>
-__global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T)))
-    sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
-                                   const int32_t *seqlens_k, T *values, uint32_t *metadata, float *row_max) {
-#if DFSS_MMA_AVAILABLE
+// One block's work, the kernel's body. OnChip = true (staged_on_chip.cuh: 16-bit, 2:4 and 1:2, with RowMax) keeps the
+// compressed rows in `on_chip` and the lane's two rows' maxima in `on_chip_max` instead of writing values, metadata
+// and row_max. `shared_bytes`: sddmm_shared_bytes<T>(HeadDim) of shared memory.
+template <typename T, int HeadDim, int Pattern, bool RowMax, bool OnChip>
+__device__ __forceinline__ void sddmm_prune_block(const AttentionShape &shape, const T *q, const T *k,
+                                                  const int32_t *seqlens_q, const int32_t *seqlens_k, T *values,
+                                                  uint32_t *metadata, float *row_max, unsigned char *shared_bytes,
+                                                  const OnChipScores &on_chip, float (&on_chip_max)[2]) {
   static_assert(HeadDim % 16 == 0, "head dims of whole k16 steps");
   constexpr bool kFloat32 = sizeof(T) == 4;
   static_assert(!(RowMax && kFloat32), "the folded softmax is 16-bit only");
+  static_assert(!OnChip || (RowMax && Pattern != DFSS_PATTERN_DENSE), "on chip: the folded softmax of 2:4 and 1:2");
   constexpr int kStride = sddmm_tile_stride<T>(HeadDim);
   constexpr int kPiece = 16 / sizeof(T);       // elements of a 16-byte piece
   constexpr int kPieces = HeadDim / kPiece;    // 16-byte pieces of a row
@@ -92,7 +96,6 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
   // Key tiles, double-buffered: tiles[0], tiles[1]; the block's Q rows (kTileRows == kTileKeys) first in tiles[1]
   // (16-bit: they move to registers), or in tiles[2] for good (float32).
   static_assert(kTileRows == kTileKeys, "the Q tile has the size of a key tile");
-  extern __shared__ __align__(16) unsigned char shared_bytes[];
   T(*tiles)[kTileElements] = reinterpret_cast<T(*)[kTileElements]>(shared_bytes);
   T *const q_tile = kFloat32 ? tiles[2] : tiles[1];
 
@@ -332,10 +335,14 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
           lane_max[r] = fmaxf(lane_max[r], tile_row_max[r]);
         }
         if constexpr (Pattern != DFSS_PATTERN_DENSE && !kFloat32) {
-          // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
-          transpose_quad(packed[r], quad_lane);
-          if (row_inside[r]) {
-            store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+          if constexpr (OnChip) {
+            on_chip.pairs(tile, r) = make_uint4(packed[r][0], packed[r][1], packed[r][2], packed[r][3]);
+          } else {
+            // Quad lane a then holds words 4a .. 4a + 3 of the row's tile: slots 8a .. 8a + 7.
+            transpose_quad(packed[r], quad_lane);
+            if (row_inside[r]) {
+              store_packed_run<T>(values_row[r], tile_slot + 8 * quad_lane, layout.values_per_row, packed[r]);
+            }
           }
         }
       }
@@ -372,19 +379,25 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
         }
       }
       const int r = quad_lane >> 1;
-      const int tile_in_flush = static_cast<int>(tile % kFlushTiles);
-      const int first_word = kWordsPerTile * tile_in_flush - 4 * (quad_lane & 1);  // of this tile in the lane's four
+      if constexpr (OnChip) {
+        // Quad lane a keeps word a % 2 of row r (1:2: word 1 is 0, never read).
+        on_chip.word(tile, static_cast<int>(threadIdx.x)) =
+            (quad_lane & 1) == 0 ? (r == 0 ? words[0][0] : words[1][0]) : (r == 0 ? words[0][1] : words[1][1]);
+      } else {
+        const int tile_in_flush = static_cast<int>(tile % kFlushTiles);
+        const int first_word = kWordsPerTile * tile_in_flush - 4 * (quad_lane & 1);  // of this tile in the lane's four
 #pragma unroll
-      for (int w = 0; w < kWordsPerTile; ++w) {
+        for (int w = 0; w < kWordsPerTile; ++w) {
 #pragma unroll
-        for (int b = 0; b < 4; ++b) {
-          if (first_word + w == b) pending_words[b] = r == 0 ? words[0][w] : words[1][w];
+          for (int b = 0; b < 4; ++b) {
+            if (first_word + w == b) pending_words[b] = r == 0 ? words[0][w] : words[1][w];
+          }
         }
-      }
-      if (tile_in_flush == kFlushTiles - 1 || tile + 1 == key_tiles) {
-        if (r == 0 ? row_inside[0] : row_inside[1]) {
-          const int64_t first_index = (tile - tile_in_flush) * kWordsPerTile + 4 * (quad_lane & 1);
-          store_words(r == 0 ? metadata_row[0] : metadata_row[1], first_index, layout.words_per_row, pending_words);
+        if (tile_in_flush == kFlushTiles - 1 || tile + 1 == key_tiles) {
+          if (r == 0 ? row_inside[0] : row_inside[1]) {
+            const int64_t first_index = (tile - tile_in_flush) * kWordsPerTile + 4 * (quad_lane & 1);
+            store_words(r == 0 ? metadata_row[0] : metadata_row[1], first_index, layout.words_per_row, pending_words);
+          }
         }
       }
     }
@@ -394,9 +407,24 @@ __global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T))
     for (int r = 0; r < 2; ++r) {
       const float max = quad_max(lane_max[r]);
       const int64_t i = first_row + warp * 16 + lane / 4 + 8 * r;
-      if (quad_lane == 0 && row_inside[r]) row_max[head_row * shape.seq_q + i] = max;
+      if constexpr (OnChip) {
+        on_chip_max[r] = max;
+      } else if (quad_lane == 0 && row_inside[r]) {
+        row_max[head_row * shape.seq_q + i] = max;
+      }
     }
   }
+}
+
+template <typename T, int HeadDim, int Pattern, bool RowMax>
+__global__ void __launch_bounds__(kThreads, sddmm_min_blocks(HeadDim, sizeof(T)))
+    sddmm_prune_tensor_core_kernel(AttentionShape shape, const T *q, const T *k, const int32_t *seqlens_q,
+                                   const int32_t *seqlens_k, T *values, uint32_t *metadata, float *row_max) {
+#if DFSS_MMA_AVAILABLE
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  float unused_max[2];
+  sddmm_prune_block<T, HeadDim, Pattern, RowMax, false>(shape, q, k, seqlens_q, seqlens_k, values, metadata, row_max,
+                                                        shared_bytes, OnChipScores{nullptr}, unused_max);
 #else
   (void)shape, (void)q, (void)k, (void)seqlens_q, (void)seqlens_k, (void)values, (void)metadata, (void)row_max;
 #endif

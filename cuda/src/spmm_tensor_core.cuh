@@ -48,19 +48,25 @@
 namespace dfss {
 namespace staged {
 
-// The 2:4 metadata word of k32 step `step` (keys 32 step .. 32 step + 31) of a row, valid for mma.sp.
+// The 2:4 metadata word of k32 step `step` (keys 32 step .. 32 step + 31) of a row, valid for mma.sp, from the
+// row's metadata word that holds it (2:4: word `step`; 1:2: one word holds the 32 slots of 64 keys, so step s reads
+// half s % 2 of word s / 2).
+template <int Pattern>
+__device__ __forceinline__ uint32_t step_metadata(uint32_t word, int64_t step) {
+  if constexpr (Pattern == DFSS_PATTERN_2_4) {
+    return fill_empty_groups(word);
+  } else {
+    return metadata_2_4_of_1_2(word >> (16 * (step % 2)));
+  }
+}
+
+// step_metadata of a row in global memory: words past its end (or of a row that does not exist) read as 0.
 template <int Pattern>
 __device__ __forceinline__ uint32_t sparse_metadata_word(const uint32_t *metadata_row, int64_t step,
                                                          int64_t words_per_row) {
-  if constexpr (Pattern == DFSS_PATTERN_2_4) {
-    const uint32_t word = metadata_row != nullptr && step < words_per_row ? metadata_row[step] : 0u;
-    return fill_empty_groups(word);
-  } else {
-    // 1:2: one word holds the 32 slots of 64 keys, so step s reads half s % 2 of word s / 2.
-    const int64_t index = step / 2;
-    const uint32_t word = metadata_row != nullptr && index < words_per_row ? metadata_row[index] : 0u;
-    return metadata_2_4_of_1_2(word >> (16 * (step % 2)));
-  }
+  const int64_t index = Pattern == DFSS_PATTERN_2_4 ? step : step / 2;
+  const uint32_t word = metadata_row != nullptr && index < words_per_row ? metadata_row[index] : 0u;
+  return step_metadata<Pattern>(word, step);
 }
 
 // The folded softmax on one fragment register of scores: p = exp(s - max) of its two scores (max_log2e = max log2(e),
@@ -81,16 +87,24 @@ constexpr int spmm_min_blocks(int head_dim_v, int pattern) {
   return head_dim_v <= 64 && pattern != DFSS_PATTERN_DENSE ? 5 : 0;
 }
 
-template <typename T, int HeadDimV, int Pattern, bool Scores>
-__global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
-    spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v,
-                            const int32_t *seqlens_k, T *out, const float *row_max, float *lse) {
-#if DFSS_MMA_AVAILABLE
+// Elements of one V tile in shared memory (64 keys, rows padded as sddmm_prune's); a block holds two
+// (double-buffered).
+DFSS_HOST_DEVICE constexpr int spmm_tile_elements(int head_dim_v) { return kTileKeys * padded_stride(head_dim_v); }
+
+// One block's work, the kernel's body. OnChip = true (staged_on_chip.cuh, with Scores, sparse) reads the compressed
+// scores from `on_chip` and the lane's two rows' maxima from `on_chip_max` (sddmm_prune_block's) instead of probs,
+// metadata and row_max. v_tiles: two tiles in shared memory.
+template <typename T, int HeadDimV, int Pattern, bool Scores, bool OnChip>
+__device__ __forceinline__ void spmm_block(const AttentionShape &shape, const T *probs, const uint32_t *metadata,
+                                           const T *v, const int32_t *seqlens_k, T *out, const float *row_max,
+                                           float *lse, T (*v_tiles)[spmm_tile_elements(HeadDimV)],
+                                           const OnChipScores &on_chip,
+                                           const float (&on_chip_max)[2]) {
   static_assert(HeadDimV % 16 == 0, "head dims of whole pairs of n8 tiles");
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
+  static_assert(!OnChip || (Scores && kSparse), "on chip: the folded softmax of 2:4 and 1:2");
   constexpr int kStride = padded_stride(HeadDimV);
   constexpr int kPieces = HeadDimV / 8;  // 16-byte pieces of a V row, and n8 tiles of the output
-  __shared__ alignas(16) T v_tiles[2][kTileKeys * kStride];
 
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -120,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
     probs_row[r] = inside ? probs + input_row * values_per_row : nullptr;
     metadata_row[r] = inside && kSparse ? metadata + input_row * layout.words_per_row : nullptr;
     if constexpr (Scores) {
-      max[r] = inside ? row_max[input_row] : -INFINITY;
+      max[r] = !inside ? -INFINITY : OnChip ? on_chip_max[r] : row_max[input_row];
       max_log2e[r] = max[r] == -INFINITY ? 0.0f : max[r] * kLog2e;
     }
   }
@@ -163,22 +177,41 @@ __global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
     constexpr int kBlocks = kSparse ? 1 : 2;
     const int64_t chunk_slot = chunk * kSteps * 16;
     uint32_t runs[2][kBlocks][4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int block = 0; block < kBlocks; ++block) {
-        const int offset = kSparse ? 8 * quad_lane : 16 * quad_lane + 8 * block;
-        load_packed_run(probs_row[r], chunk_slot + offset, values_per_row, runs[r][block], kFillBits);
-      }
-    }
     uint32_t sparse_metadata[kSteps];
-    if constexpr (kSparse) {
+    if constexpr (!OnChip) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int block = 0; block < kBlocks; ++block) {
+          const int offset = kSparse ? 8 * quad_lane : 16 * quad_lane + 8 * block;
+          load_packed_run(probs_row[r], chunk_slot + offset, values_per_row, runs[r][block], kFillBits);
+        }
+      }
+      if constexpr (kSparse) {
+#pragma unroll
+        for (int s = 0; s < kSteps; ++s) {
+          const int64_t step = chunk * kSteps + s;
+          sparse_metadata[s] = sparse_metadata_register(
+              sparse_metadata_word<Pattern>(metadata_row[0], step, layout.words_per_row),
+              sparse_metadata_word<Pattern>(metadata_row[1], step, layout.words_per_row), quad_lane);
+        }
+      }
+    } else {
+      // The pairs as sddmm_prune_block packed them (already in the transposed order), and the metadata words of
+      // the quad's rows: quad lane 2r + w wrote word w of row r (1:2: word 0 holds both steps).
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint4 pairs = on_chip.pairs(chunk, r);
+        runs[r][0][0] = pairs.x, runs[r][0][1] = pairs.y, runs[r][0][2] = pairs.z, runs[r][0][3] = pairs.w;
+      }
+      const int quad_base = static_cast<int>(threadIdx.x) - quad_lane;
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
+        const int word = Pattern == DFSS_PATTERN_2_4 ? s : 0;
         const int64_t step = chunk * kSteps + s;
         sparse_metadata[s] = sparse_metadata_register(
-            sparse_metadata_word<Pattern>(metadata_row[0], step, layout.words_per_row),
-            sparse_metadata_word<Pattern>(metadata_row[1], step, layout.words_per_row), quad_lane);
+            step_metadata<Pattern>(on_chip.word(chunk, quad_base + word), step),
+            step_metadata<Pattern>(on_chip.word(chunk, quad_base + 2 + word), step), quad_lane);
       }
     }
 
@@ -191,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
       for (int block = 0; block < kBlocks; ++block) {
-        transpose_quad(runs[r][block], quad_lane);
+        if constexpr (!OnChip) transpose_quad(runs[r][block], quad_lane);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           uint32_t word = runs[r][block][j];
@@ -252,6 +285,17 @@ __global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
           row_sum[r] > 0.0f ? max[r] + logf(row_sum[r]) : -INFINITY;
     }
   }
+}
+
+template <typename T, int HeadDimV, int Pattern, bool Scores>
+__global__ void __launch_bounds__(kThreads, spmm_min_blocks(HeadDimV, Pattern))
+    spmm_tensor_core_kernel(AttentionShape shape, const T *probs, const uint32_t *metadata, const T *v,
+                            const int32_t *seqlens_k, T *out, const float *row_max, float *lse) {
+#if DFSS_MMA_AVAILABLE
+  __shared__ alignas(16) T v_tiles[2][spmm_tile_elements(HeadDimV)];
+  const float unused_max[2] = {0.0f, 0.0f};
+  spmm_block<T, HeadDimV, Pattern, Scores, false>(shape, probs, metadata, v, seqlens_k, out, row_max, lse, v_tiles,
+                                                  OnChipScores{nullptr}, unused_max);
 #else
   (void)shape, (void)probs, (void)metadata, (void)v, (void)out, (void)row_max, (void)lse;
 #endif

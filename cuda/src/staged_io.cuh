@@ -177,5 +177,23 @@ __device__ __forceinline__ void store_words(uint32_t *row, int64_t index, int64_
   }
 }
 
+// A block's compressed scores kept in shared memory between the two phases of dfss_attention_staged's on-chip
+// kernel (staged_on_chip.cuh), each lane reading back only what the quad of its rows wrote: per key tile, every
+// lane's kept pairs of its two rows as sddmm_prune's epilogue packs them (16 bytes a row, before the quad transpose,
+// which is already the word order of spmm's A fragments), and one metadata word a lane (quad lane a: word a % 2 of
+// the tile of row group + 8 (a / 2)). 16-byte accesses at consecutive lanes: no bank conflict.
+struct OnChipScores {
+  static constexpr int kTileBytes = kThreads * (2 * 16 + 4);
+  unsigned char *base;
+
+  __device__ __forceinline__ uint4 &pairs(int64_t tile, int row_of_lane) const {
+    return reinterpret_cast<uint4 *>(base + tile * kTileBytes)[row_of_lane * kThreads + threadIdx.x];
+  }
+  // The metadata word that thread `thread` of the block wrote for the tile.
+  __device__ __forceinline__ uint32_t &word(int64_t tile, int thread) const {
+    return reinterpret_cast<uint32_t *>(base + tile * kTileBytes + 2 * 16 * kThreads)[thread];
+  }
+};
+
 }  // namespace staged
 }  // namespace dfss

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { compressedSoftmax, sddmmPrune } from '../src/attention.js';
+import { attentionWithLse, compressedSoftmax, sddmmPrune } from '../src/attention.js';
 import { type Case, caseName, checkCases, freshSeed, operand, tolerance } from '../src/check/cases.js';
-import { compareClose } from '../src/check/compare.js';
+import { compareBits, compareClose } from '../src/check/compare.js';
 import { checkCase, withPoisonedDeviceMemory } from '../src/check/entry-points.js';
 import { cudaStatus } from '../src/cuda/runtime.js';
 import { SeededRandom } from '../src/random.js';
@@ -133,5 +133,48 @@ test('compressed softmax: every row length its kernels split by', { skip }, asyn
         }
       });
     }
+  });
+});
+
+/**
+ * dfss_attention_staged runs short rows in one kernel (the compressed scores kept in shared memory) and longer ones in
+ * two; both do the same arithmetic in the same order. The same rows through each: keys 0 .. 299 as they are (one
+ * kernel), and the same keys followed by 1800 more behind per-batch key lengths of 300 (two kernels: the masked keys
+ * add p = 0 and zero rows of v, exactly nothing). out and lse must agree bit for bit.
+ */
+test('staged one call: on chip and in two kernels, bit for bit', { skip }, async (t) => {
+  const random = new SeededRandom(seed + 2);
+  const [batch, headsQ, headsKv, seqQ, seqK, padded] = [2, 4, 2, 130, 300, 2100];
+  await withPoisonedDeviceMemory(async () => {
+    for (const dtype of ['float16', 'bfloat16'] as const)
+      for (const pattern of ['2:4', '1:2'] as const)
+        for (const headDim of [64, 128]) {
+          await t.test(`${dtype} ${pattern} D${headDim}`, async () => {
+            const keys = random.normals(batch * headsKv * padded * headDim);
+            const values = random.normals(batch * headsKv * padded * headDim);
+            // The first seqK keys of each (batch, head) of the padded rows.
+            const prefix = (all: Float32Array) => {
+              const out = new Float32Array(batch * headsKv * seqK * headDim);
+              for (let h = 0; h < batch * headsKv; h++) out.set(all.subarray(h * padded * headDim, (h * padded + seqK) * headDim), h * seqK * headDim);
+              return out;
+            };
+            const q = await operand(random.normals(batch * headsQ * seqQ * headDim), [batch, headsQ, seqQ, headDim], dtype, false).to('cuda');
+            const kShort = await operand(prefix(keys), [batch, headsKv, seqK, headDim], dtype, false).to('cuda');
+            const vShort = await operand(prefix(values), [batch, headsKv, seqK, headDim], dtype, false).to('cuda');
+            const kLong = await operand(keys, [batch, headsKv, padded, headDim], dtype, false).to('cuda');
+            const vLong = await operand(values, [batch, headsKv, padded, headDim], dtype, false).to('cuda');
+            const options = { pattern, pipeline: 'staged', backend: 'cuda' } as const;
+            const onChip = await attentionWithLse(q, kShort, vShort, options);
+            const twoKernels = await attentionWithLse(q, kLong, vLong, { ...options, seqlensK: [seqK, seqK] });
+            try {
+              const out = compareBits(await onChip.out.toFloat32Array(), await twoKernels.out.toFloat32Array(), headDim);
+              assert.equal(out.count, 0, `out: ${out.count} elements differ; first: ${out.first}`);
+              const lse = compareBits(await onChip.lse.toFloat32Array(), await twoKernels.lse.toFloat32Array(), 1);
+              assert.equal(lse.count, 0, `lse: ${lse.count} elements differ; first: ${lse.first}`);
+            } finally {
+              for (const x of [q, kShort, vShort, kLong, vLong, onChip.out, onChip.lse, twoKernels.out, twoKernels.lse]) x.dispose();
+            }
+          });
+        }
   });
 });

@@ -236,11 +236,15 @@ DFSS_API dfss_status dfss_spmm(const dfss_attention_desc *desc, const void *prob
  * The three staged steps with the softmax folded into its neighbours: sddmm_prune's epilogue also keeps each
  * row's maximum, and spmm takes p = exp(s - max) as it loads the compressed scores, rounds it to the dtype for
  * the product, sums it, and divides by the sum at the end (step 5's flash-style rounding). The compressed scores
- * cross memory twice instead of four times. Outputs are dfss_attention_forward's (out, and lse when not NULL), with
- * the staged steps' one difference: the kept scores are rounded to the dtype in the workspace, as dfss_sddmm_prune
- * stores them, before steps 4-7 (the N:M choice is made on the float32 scores, as everywhere). float32 calls (no
- * tensor-core softmax fold) and calls the tensor-core kernels do not take run the three steps as dfss_sddmm_prune,
- * dfss_compressed_softmax and dfss_spmm do, in the workspace.
+ * cross memory twice instead of four times. 2:4 and 1:2 rows short enough that two blocks of the one kernel fit a
+ * multiprocessor's shared memory (D = Dv; at D = 64: N <= 1344 on compute capability 9.0, 896 on 8.0, 384 on 8.6
+ * and 8.9) run both steps in that kernel, which keeps the compressed scores in shared memory, with the same
+ * arithmetic and the same results: they do not cross memory at all, and the workspace goes unused.
+ * Outputs are dfss_attention_forward's (out, and lse when not NULL), with the staged steps' one difference: the
+ * kept scores are rounded to the dtype, as dfss_sddmm_prune stores them, before steps 4-7 (the N:M choice is
+ * made on the float32 scores, as everywhere). float32 calls (no tensor-core softmax fold) and calls the
+ * tensor-core kernels do not take run the three steps as dfss_sddmm_prune, dfss_compressed_softmax and dfss_spmm
+ * do, in the workspace.
  */
 
 /* Bytes of device workspace that dfss_attention_staged needs for desc (always > 0): the compressed values and

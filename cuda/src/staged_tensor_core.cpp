@@ -6,7 +6,8 @@
 // take float32 calls of pattern dense and 1:2 on tf32 tensor cores in float32 accuracy (3xTF32,
 // sddmm_prune_tensor_core.cuh, spmm_tensor_core.cuh; spmm 1:2 on the sparse ones).
 // compressed_softmax takes every call on every device (it uses no tensor cores). dfss_attention_staged's folded
-// pipeline takes the float16 / bfloat16 calls that both sddmm_prune and spmm take.
+// pipeline takes the float16 / bfloat16 calls that both sddmm_prune and spmm take: in one kernel (staged_on_chip.cuh)
+// for 2:4 and 1:2 rows short enough (takes_staged_on_chip) with D = Dv, else in the two.
 #include <cuda_runtime_api.h>
 
 #include <atomic>
@@ -24,6 +25,8 @@ namespace {
 struct DeviceFacts {
   int compute_major;
   int multiprocessors;
+  int shared_bytes_per_multiprocessor;  // 100 KiB on sm_86 and sm_89, 164 on sm_80, 228 on sm_90
+  int reserved_shared_bytes_per_block;   // what the system takes of it for each resident block (1 KiB)
 };
 
 // The current device's compute capability and multiprocessor count, read once per device. false when they cannot
@@ -32,26 +35,39 @@ bool current_device_facts(DeviceFacts *facts) {
   constexpr int kCachedDevices = 64;
   static std::atomic<int> cached_major[kCachedDevices];  // 0 until read
   static std::atomic<int> cached_multiprocessors[kCachedDevices];
+  static std::atomic<int> cached_shared_bytes[kCachedDevices];
+  static std::atomic<int> cached_reserved_bytes[kCachedDevices];
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return false;
   const bool cacheable = device >= 0 && device < kCachedDevices;
   if (cacheable && cached_major[device].load(std::memory_order_acquire) != 0) {
     facts->compute_major = cached_major[device].load(std::memory_order_acquire);
     facts->multiprocessors = cached_multiprocessors[device].load(std::memory_order_acquire);
+    facts->shared_bytes_per_multiprocessor = cached_shared_bytes[device].load(std::memory_order_acquire);
+    facts->reserved_shared_bytes_per_block = cached_reserved_bytes[device].load(std::memory_order_acquire);
     return true;
   }
   int major = 0;
   int multiprocessors = 0;
+  int shared_bytes = 0;
+  int reserved_bytes = 0;
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || major <= 0) {
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&shared_bytes, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&reserved_bytes, cudaDevAttrReservedSharedMemoryPerBlock, device) != cudaSuccess ||
+      major <= 0) {
     return false;
   }
   if (cacheable) {
     cached_multiprocessors[device].store(multiprocessors, std::memory_order_release);
+    cached_shared_bytes[device].store(shared_bytes, std::memory_order_release);
+    cached_reserved_bytes[device].store(reserved_bytes, std::memory_order_release);
     cached_major[device].store(major, std::memory_order_release);  // published last: it marks the entry as read
   }
   facts->compute_major = major;
   facts->multiprocessors = multiprocessors;
+  facts->shared_bytes_per_multiprocessor = shared_bytes;
+  facts->reserved_shared_bytes_per_block = reserved_bytes;
   return true;
 }
 
@@ -112,6 +128,15 @@ struct SddmmPruneLaunch {
   }
 };
 
+template <dfss_dtype Dtype, int HeadDim>
+struct StagedOnChipLaunch {
+  static constexpr bool kFloat32 = false;
+  static dfss_status run(const AttentionCall &call, const void *q, const void *k, const void *v, void *out,
+                         float *lse) {
+    return launch_staged_on_chip<Dtype, HeadDim>(call, q, k, v, out, lse);
+  }
+};
+
 template <dfss_dtype Dtype, int HeadDimV>
 struct SpmmLaunch {
   static constexpr bool kFloat32 = true;  // patterns dense and 1:2
@@ -126,6 +151,10 @@ struct SpmmLaunch {
 int64_t staged_grid_blocks(const AttentionShape &shape) {
   const int64_t row_tiles = (shape.seq_q + staged::kTileRows - 1) / staged::kTileRows;
   return row_tiles * shape.batch * shape.heads_q;
+}
+
+int64_t staged_key_tiles(const AttentionShape &shape) {
+  return (shape.layout.groups * shape.layout.m + staged::kTileKeys - 1) / staged::kTileKeys;
 }
 
 namespace {
@@ -175,9 +204,45 @@ bool spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32
   return true;
 }
 
+namespace {
+
+// The on-chip kernel's blocks an SM, at the least, for a call to run there: its shared memory grows with the keys
+// (4.5 KiB a key tile), and measured on the H200 (bench/NOTES.md v14) it beat the two kernels wherever two of its
+// blocks fit an SM (D = 64 and 128 up to N = 1024) and lost to them wherever one did (N = 2048).
+constexpr int kOnChipMinBlocks = 2;
+
+size_t on_chip_shared_bytes(int64_t head_dim, int64_t key_tiles) {
+  switch (head_dim) {
+    case 16: return staged_on_chip_shared_bytes<DFSS_DTYPE_BFLOAT16, 16>(key_tiles);
+    case 32: return staged_on_chip_shared_bytes<DFSS_DTYPE_BFLOAT16, 32>(key_tiles);
+    case 64: return staged_on_chip_shared_bytes<DFSS_DTYPE_BFLOAT16, 64>(key_tiles);
+    case 96: return staged_on_chip_shared_bytes<DFSS_DTYPE_BFLOAT16, 96>(key_tiles);
+    default: return staged_on_chip_shared_bytes<DFSS_DTYPE_BFLOAT16, 128>(key_tiles);  // has_instantiation checked
+  }
+}
+
+// A folded call (16-bit, which both kernels take) that the on-chip kernel takes: 2:4 or 1:2, D = Dv, and rows short
+// enough that kOnChipMinBlocks of its blocks fit an SM's shared memory.
+bool takes_staged_on_chip(const AttentionShape &shape) {
+  DeviceFacts facts;
+  if (shape.layout.m == 1 || shape.head_dim != shape.head_dim_v || !current_device_facts(&facts)) return false;
+  const int64_t key_tiles = staged_key_tiles(shape);
+  constexpr int64_t kFarTooMany = int64_t{1} << 20;  // keeps the byte count far from overflow
+  if (key_tiles > kFarTooMany) return false;
+  const size_t block_bytes = on_chip_shared_bytes(shape.head_dim, key_tiles) +
+                             static_cast<size_t>(facts.reserved_shared_bytes_per_block);
+  return kOnChipMinBlocks * block_bytes <= static_cast<size_t>(facts.shared_bytes_per_multiprocessor);
+}
+
+}  // namespace
+
 bool attention_staged_tensor_core(const AttentionCall &call, const void *q, const void *k, const void *v, void *out,
                                   float *lse, const StagedWorkspace &workspace, dfss_status *status) {
   if (!is_16_bit(call.shape.dtype) || !takes_sddmm_prune(call, q, k) || !takes_spmm(call, v)) return false;
+  if (takes_staged_on_chip(call.shape)) {
+    *status = dispatch_instantiation<StagedOnChipLaunch>(call.shape.dtype, call.shape.head_dim, call, q, k, v, out, lse);
+    return true;
+  }
   *status = dispatch_instantiation<SddmmPruneLaunch>(call.shape.dtype, call.shape.head_dim, call, q, k,
                                                      workspace.values, workspace.metadata, workspace.row_max);
   if (*status != DFSS_SUCCESS) return true;

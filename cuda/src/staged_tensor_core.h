@@ -3,6 +3,7 @@
 // parallel. staged_tensor_core.cpp decides which call they take (tensor_core_kernels.h) and calls them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "dfss.h"
@@ -27,8 +28,20 @@ template <dfss_dtype Dtype, int HeadDimV>
 dfss_status launch_spmm_tensor_core(const AttentionCall &call, const void *probs, const uint32_t *metadata,
                                     const void *v, void *out, const float *row_max, float *lse);
 
+// dfss_attention_staged in one kernel (staged_on_chip.cuh), 16-bit 2:4 and 1:2 with D = Dv = HeadDim: out and lse
+// (if not NULL) as the two folded kernels above write them, the compressed scores kept in shared memory.
+// staged_on_chip_shared_bytes: the dynamic shared memory a block of it takes for rows of `key_tiles` key tiles.
+template <dfss_dtype Dtype, int HeadDim>
+dfss_status launch_staged_on_chip(const AttentionCall &call, const void *q, const void *k, const void *v, void *out,
+                                  float *lse);
+template <dfss_dtype Dtype, int HeadDim>
+size_t staged_on_chip_shared_bytes(int64_t key_tiles);
+
 // Thread blocks of the sddmm_prune and spmm grids: one per 64 query rows of each (batch, query head).
 int64_t staged_grid_blocks(const AttentionShape &shape);
+
+// Key tiles (64 keys) of a compressed row: the key steps of sddmm_prune and spmm.
+int64_t staged_key_tiles(const AttentionShape &shape);
 
 // Softmax over compressed rows for every dtype: 8 or 16 threads per row for rows of up to 64 16-byte vectors, one
 // warp per longer row, or one block per row when there are too few long rows to fill `multiprocessors`

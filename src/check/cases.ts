@@ -67,9 +67,10 @@ export function checkCases(options: { large: boolean }): Case[] {
               lengths: n % 5 < 2,
             });
           }
-  // The shapes the tensor-core kernels take (fp16/bf16, D = Dv in {64, 96, 128}): odd sizes around their tiles,
-  // with masks, lengths, grouped-query heads and strided layouts spread over the cases.
-  const tensorCoreShapes: [number, number][] = [[1, 1], [3, 3], [17, 17], [17, 200], [130, 67], [1000, 1000]];
+  // The shapes the tensor-core kernels take (fp16/bf16, D = Dv in {64, 96, 128}): odd sizes around their tiles, and
+  // rows past the key tiles the staged one call keeps on chip (2100 keys), with masks, lengths, grouped-query heads
+  // and strided layouts spread over the cases.
+  const tensorCoreShapes: [number, number][] = [[1, 1], [3, 3], [17, 17], [17, 200], [130, 67], [1000, 1000], [17, 2100]];
   for (const dtype of ['float16', 'bfloat16'] as const)
     for (const pattern of ['dense', '1:2', '2:4'])
       for (const headDim of [64, 96, 128])

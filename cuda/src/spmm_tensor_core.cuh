@@ -98,8 +98,7 @@ template <typename T, int HeadDimV, int Pattern, bool Scores, bool OnChip>
 __device__ __forceinline__ void spmm_block(const AttentionShape &shape, const T *probs, const uint32_t *metadata,
                                            const T *v, const int32_t *seqlens_k, T *out, const float *row_max,
                                            float *lse, T (*v_tiles)[spmm_tile_elements(HeadDimV)],
-                                           const OnChipScores &on_chip,
-                                           const float (&on_chip_max)[2]) {
+                                           const OnChipScores &on_chip, const float (&on_chip_max)[2]) {
   static_assert(HeadDimV % 16 == 0, "head dims of whole pairs of n8 tiles");
   constexpr bool kSparse = Pattern != DFSS_PATTERN_DENSE;
   static_assert(!OnChip || (Scores && kSparse), "on chip: the folded softmax of 2:4 and 1:2");

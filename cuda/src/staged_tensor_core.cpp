@@ -29,8 +29,8 @@ struct DeviceFacts {
   int reserved_shared_bytes_per_block;   // what the system takes of it for each resident block (1 KiB)
 };
 
-// The current device's compute capability and multiprocessor count, read once per device. false when they cannot
-// be read: the call is then declined, and the reference kernel reports the error.
+// The current device's DeviceFacts, read once per device. false when they cannot be read: the call is then declined,
+// and the reference kernel reports the error.
 bool current_device_facts(DeviceFacts *facts) {
   constexpr int kCachedDevices = 64;
   static std::atomic<int> cached_major[kCachedDevices];  // 0 until read

@@ -11,6 +11,8 @@ using dfss::api_call;
 using dfss::AttentionCall;
 using dfss::fail;
 using dfss::Presence;
+using dfss::kElementAlignment;
+using dfss::kWordAlignment;
 
 namespace {
 
@@ -26,9 +28,6 @@ void packed_strides(int64_t heads, int64_t rows, int64_t columns, int64_t stride
   strides[1] = wrapping_product(rows, columns);
   strides[0] = wrapping_product(heads, strides[1]);
 }
-
-constexpr size_t kElementAlignment = 0;  // one element of desc->dtype
-constexpr size_t kWordAlignment = 4;     // float32 lse, uint32 metadata
 
 }  // namespace
 

@@ -8,12 +8,11 @@ using dfss::api_call;
 using dfss::AttentionCall;
 using dfss::AttentionShape;
 using dfss::Presence;
+using dfss::kElementAlignment;
+using dfss::kWordAlignment;
+using dfss::kWorkspaceAlignment;
 
 namespace {
-
-constexpr size_t kElementAlignment = 0;     // one element of desc->dtype
-constexpr size_t kWordAlignment = 4;        // float32 lse
-constexpr size_t kWorkspaceAlignment = 16;  // the widest element the kernels carve from it
 
 const dfss::WorkspaceNeed kWorkspace{dfss::attention_backward_workspace_bytes, "backward",
                                      "dfss_attention_backward_workspace_size"};

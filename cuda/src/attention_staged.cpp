@@ -11,6 +11,9 @@ using dfss::api_call;
 using dfss::AttentionCall;
 using dfss::AttentionShape;
 using dfss::Presence;
+using dfss::kElementAlignment;
+using dfss::kWordAlignment;
+using dfss::kWorkspaceAlignment;
 
 namespace dfss {
 
@@ -55,10 +58,6 @@ StagedWorkspace carve_staged_workspace(const AttentionShape &shape, void *memory
 }  // namespace dfss
 
 namespace {
-
-constexpr size_t kElementAlignment = 0;     // one element of desc->dtype
-constexpr size_t kWordAlignment = 4;        // float32 lse
-constexpr size_t kWorkspaceAlignment = 16;  // the widest access of the kernels into its parts
 
 const dfss::WorkspaceNeed kWorkspace{dfss::staged_workspace_bytes, "staged", "dfss_attention_staged_workspace_size"};
 

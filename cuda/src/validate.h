@@ -43,6 +43,11 @@ struct DevicePointerArgument {
   size_t alignment;
 };
 
+// The alignments the entry points ask of their pointer arguments.
+inline constexpr size_t kElementAlignment = 0;     // one element of desc->dtype
+inline constexpr size_t kWordAlignment = 4;        // float32 lse, uint32 metadata
+inline constexpr size_t kWorkspaceAlignment = 16;  // the widest access of the kernels into a workspace
+
 // A validated call: the shape, copies of the per-batch lengths (empty: all rows / keys valid) and the stream.
 struct AttentionCall {
   AttentionShape shape;
